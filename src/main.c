@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The exo command line: parse the subcommand and hand over to its module. The only place that
+ * calls exit().
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: exo [--version] [--help] <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  run       generate text from a model on this machine\n"
+               "  bench     measure prompt-processing and generation speed\n"
+               "\n"
+               "Run 'exo <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("exo %s\n", EXO_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "exo: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
