@@ -20,11 +20,11 @@
 
 #include "exo/dtype.h"
 
-#define QK4_0 32
-#define QK4_1 32
-#define QK8_0 32
-#define QK8_1 32
-#define QK_K 256
+#define QK4_0        32
+#define QK4_1        32
+#define QK8_0        32
+#define QK8_1        32
+#define QK_K         256
 #define K_SCALE_SIZE 12
 
 /* fp16 fields are stored as raw IEEE half bits (uint16_t); see exo_fp16_to_fp32. */
@@ -111,7 +111,9 @@ struct exo_cpu_kernels {
     /* n floats -> this type (weights for tests and tools, or activations when this type is some
      * weight type's vec_dot_type). */
     void (*from_float)(const float *src, void *dst, int64_t n);
-    /* *s = the dot product of n weights w (this type) and n activations x (vec_dot_type). */
+    /* *s = the dot product of n weights w (this type) and n activations x (vec_dot_type).
+     * NULL for the activation-only formats (q8_1, q8_K). Quantized activations are what
+     * from_float makes: their 8-bit quants lie in [-127, 127], never -128. */
     void (*vec_dot)(int64_t n, float *s, const void *w, const void *x);
     /* (optional) A tile of dot products: for r < nr and c < nc,
      *   s[c * lds + r] = dot(w + r * ldw bytes, x + c * ldx bytes)
@@ -124,10 +126,27 @@ struct exo_cpu_kernels {
     const char *isa; /* "scalar", "avx2", "avx512", "neon": what was selected */
 };
 
-/* The fastest kernels this CPU runs for a weight or activation type; NULL if unsupported. */
+/* The fastest kernels this CPU runs for a weight or activation type; NULL if unsupported.
+ * The table is static and lives for the whole process. */
 const struct exo_cpu_kernels *exo_cpu_kernels(enum exo_dtype type);
 
-/* The scalar reference kernels (what tests compare against); NULL if unsupported. */
+/* The scalar reference kernels (what tests compare against); NULL if unsupported. Static. */
 const struct exo_cpu_kernels *exo_cpu_kernels_ref(enum exo_dtype type);
+
+/* Instruction-set levels, in the order dispatch prefers them on their architecture. */
+enum exo_cpu_isa {
+    EXO_CPU_ISA_SCALAR,
+    EXO_CPU_ISA_AVX2,   /* AVX2 + FMA + F16C */
+    EXO_CPU_ISA_AVX512, /* AVX-512 F, BW, VL, DQ and VNNI */
+    EXO_CPU_ISA_NEON,
+    EXO_CPU_ISA_COUNT,
+};
+
+/* The kernels dispatch would pick if this CPU went no further than `isa`, so that tests and
+ * benchmarks can run every variant in one process; exo_cpu_kernels(t) is the table of the best
+ * level. NULL when the type is unsupported or the CPU (after any EXO_CPU_ISA cap) cannot run
+ * `isa`. A type with no kernels of its own at `isa` gets those of the level below; the `isa`
+ * field says which ran. Static. */
+const struct exo_cpu_kernels *exo_cpu_kernels_isa(enum exo_dtype type, enum exo_cpu_isa isa);
 
 #endif
