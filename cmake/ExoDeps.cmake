@@ -9,6 +9,8 @@ pkg_check_modules(LIBZMQ REQUIRED IMPORTED_TARGET libzmq>=4.3)
 pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson>=1.7)
 pkg_check_modules(HWLOC REQUIRED IMPORTED_TARGET hwloc>=2.0)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium>=1.0.18)
+# The tokenizer's pre-tokenizer regexes (Unicode categories, lookahead) run on PCRE2.
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(OPENCL REQUIRED IMPORTED_TARGET OpenCL)
 pkg_check_modules(VULKAN REQUIRED IMPORTED_TARGET vulkan)
 if(EXO_BUILD_TESTS)
