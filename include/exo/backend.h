@@ -152,11 +152,18 @@ struct exo_backend_i {
     /* Rotate x [n, n_head * head_dim] in place; token i sits at position pos_host[i]. */
     int (*rope)(struct exo_backend *be, struct exo_tensor *x, const int32_t *pos_host,
                 const struct exo_rope_params *p);
-    /* Causal attention of q [n, n_head * head_dim] over the caches k, v [n_ctx, n_head_kv *
-     * head_dim] (f16 or f32): query i sees cache rows [0, n_past + i]. dst like q. The caller
-     * has already stored this batch's keys and values at rows [n_past, n_past + n). */
+    /* Store a batch's keys and values k, v [n, n_head_kv * head_dim] f32 at positions
+     * [n_past, n_past + n) of a layer's caches: k_cache [n_ctx, n_head_kv * head_dim] and the
+     * transposed v_cache [n_head_kv * head_dim, n_ctx] (row = one dimension of one head over all
+     * positions, so attention's weighted sum of values is a dot product along a row), both f16
+     * or f32. */
+    int (*kv_store)(struct exo_backend *be, struct exo_tensor *k_cache, struct exo_tensor *v_cache,
+                    const struct exo_tensor *k, const struct exo_tensor *v, int32_t n_past);
+    /* Causal attention of q [n, n_head * head_dim] over a layer's caches (layout as kv_store):
+     * query i sees positions [0, n_past + i]. dst like q. The batch's keys and values are
+     * already stored. */
     int (*attention)(struct exo_backend *be, struct exo_tensor *dst, const struct exo_tensor *q,
-                     const struct exo_tensor *k, const struct exo_tensor *v,
+                     const struct exo_tensor *k_cache, const struct exo_tensor *v_cache,
                      const struct exo_attention_params *p);
     /* dst = silu(gate) * up, elementwise; dst may equal gate. */
     int (*swiglu)(struct exo_backend *be, struct exo_tensor *dst, const struct exo_tensor *gate,
@@ -166,7 +173,7 @@ struct exo_backend_i {
                const struct exo_tensor *b);
     /* Softmax of every row of x in place. */
     int (*softmax)(struct exo_backend *be, struct exo_tensor *x);
-    /* dst = src with type conversion (f32 -> f32/f16/bf16); same shape, dst may be strided. */
+    /* dst = src with type conversion (f32 -> f32/f16/bf16); same shape. */
     int (*copy)(struct exo_backend *be, struct exo_tensor *dst, const struct exo_tensor *src);
 };
 

@@ -11,6 +11,7 @@
 #include "core/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -27,7 +28,20 @@
 #define cpu_relax() ((void)0)
 #endif
 
-enum { SPIN_ROUNDS = 1 << 16 };
+enum {
+    SPIN_ROUNDS = 1 << 16, /* polls before a worker sleeps between jobs */
+    YIELD_AFTER = 1 << 10, /* polls before a waiting thread starts yielding its core */
+};
+
+/* Wait politely: spin briefly (the common case is a wait of microseconds), then yield the core
+ * so that on an oversubscribed machine the thread we wait for gets to run. */
+static void wait_step(unsigned *spins)
+{
+    if (++*spins < YIELD_AFTER)
+        cpu_relax();
+    else
+        sched_yield();
+}
 
 struct exo_threadpool {
     int n_threads;
@@ -61,12 +75,11 @@ static void *worker_main(void *p)
     exo_free(p);
 
     for (;;) {
-        unsigned gen;
-        int spins = 0;
+        unsigned gen, spins = 0;
         while ((gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen &&
                !atomic_load_explicit(&pool->stop, memory_order_relaxed)) {
-            if (++spins < SPIN_ROUNDS) {
-                cpu_relax();
+            if (spins < SPIN_ROUNDS) {
+                wait_step(&spins);
                 continue;
             }
             pthread_mutex_lock(&pool->lock);
@@ -161,8 +174,9 @@ void exo_threadpool_run(struct exo_threadpool *pool, exo_task_fn fn, void *arg)
         pthread_mutex_unlock(&pool->lock);
     }
     fn(arg, 0, n);
+    unsigned spins = 0;
     while (atomic_load_explicit(&pool->done, memory_order_acquire) < n - 1)
-        cpu_relax();
+        wait_step(&spins);
 }
 
 void exo_threadpool_barrier(struct exo_threadpool *pool)
@@ -176,6 +190,7 @@ void exo_threadpool_barrier(struct exo_threadpool *pool)
         atomic_fetch_add_explicit(&pool->barrier_phase, 1, memory_order_release);
         return;
     }
+    unsigned spins = 0;
     while (atomic_load_explicit(&pool->barrier_phase, memory_order_acquire) == phase)
-        cpu_relax();
+        wait_step(&spins);
 }
