@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli.h"
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: exo [--version] [--help] <command> [options]\n"
@@ -32,6 +34,10 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "run") == 0)
+        exit(exo_cli_run(argc - 1, argv + 1));
+    if (strcmp(argv[1], "bench") == 0)
+        exit(exo_cli_bench(argc - 1, argv + 1));
     fprintf(stderr, "exo: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

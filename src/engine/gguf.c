@@ -242,7 +242,7 @@ static int read_value(struct parser *p, enum exo_gguf_type type, int depth, stru
 /* Check (and, at depth 0, index) an array value. */
 static int read_array(struct parser *p, int depth, struct exo_gguf_kv *kv)
 {
-    enum exo_gguf_type elem;
+    enum exo_gguf_type elem = EXO_GGUF_UINT8;
     int rc = read_type(p, "array element type", &elem);
     if (rc < 0)
         return rc;
@@ -389,7 +389,7 @@ static int parse_kvs(struct parser *p, uint64_t n_kv)
         return EXO_ENOMEM;
     for (uint64_t i = 0; i < n_kv; i++) {
         struct exo_gguf_kv *kv = &g->kvs[i];
-        struct exo_gguf_str key;
+        struct exo_gguf_str key = {NULL, 0};
         size_t at = p->r.off;
         int rc = read_str(p, EXO_GGUF_MAX_KEY_LEN, "metadata key", &key);
         if (rc < 0)
@@ -436,7 +436,7 @@ static int parse_alignment(struct parser *p)
 
 static int parse_tensor_info(struct parser *p, uint64_t index, struct exo_gguf_tensor *t)
 {
-    struct exo_gguf_str name;
+    struct exo_gguf_str name = {NULL, 0};
     size_t at = p->r.off;
     int rc = read_str(p, MAX_TENSOR_NAME, "tensor name", &name);
     if (rc < 0)
