@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Warnings and sanitizers for everything built in this tree.
 set(EXO_WARNINGS -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
-    -Wpointer-arith -Wvla -Wundef -Wcast-align
+    -Wpointer-arith -Wvla -Wundef
     -Wno-unused-parameter)
 if(CMAKE_C_COMPILER_ID STREQUAL "GNU")
     list(APPEND EXO_WARNINGS -Wlogical-op -Wduplicated-cond)
