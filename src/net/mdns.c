@@ -833,6 +833,26 @@ static struct peer *find_peer(struct exo_mdns *m, const struct exo_dns_name *nam
     return NULL;
 }
 
+static void peer_free(struct peer *p);
+
+/* The cache is full: make room by dropping the oldest instance that was never complete (a flood
+ * of bare PTR records must not lock real peers out), or refuse. Complete peers are kept. */
+static bool evict_incomplete(struct exo_mdns *m)
+{
+    size_t victim = SIZE_MAX;
+    m->stats.drop_cache_full++;
+    for (size_t i = 0; i < m->n_peers; i++) {
+        const struct peer *p = m->peers[i];
+        if (!p->reported && (victim == SIZE_MAX || p->ptr.born < m->peers[victim]->ptr.born))
+            victim = i;
+    }
+    if (victim == SIZE_MAX)
+        return false;
+    peer_free(m->peers[victim]);
+    m->peers[victim] = m->peers[--m->n_peers];
+    return true;
+}
+
 /* The cached peer for an instance name of our service, created if needed; NULL for names that
  * are not ours to cache (our own, unusable labels) or when the cache is full. */
 static struct peer *peer_for(struct exo_mdns *m, const struct exo_dns_name *name, unsigned ifindex,
@@ -847,10 +867,8 @@ static struct peer *peer_for(struct exo_mdns *m, const struct exo_dns_name *name
     struct peer *p = find_peer(m, name);
     if (p || !create)
         return p;
-    if (m->n_peers >= EXO_MDNS_MAX_PEERS) {
-        m->stats.drop_cache_full++;
+    if (m->n_peers >= EXO_MDNS_MAX_PEERS && !evict_incomplete(m))
         return NULL;
-    }
     p = exo_calloc(1, sizeof(*p));
     if (!p)
         return NULL;

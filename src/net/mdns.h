@@ -66,7 +66,7 @@ struct exo_mdns_stats {
     uint64_t drop_own;        /* our own multicast looped back */
     uint64_t drop_toobig;     /* longer than EXO_DNS_PACKET_MAX */
     uint64_t drop_port;       /* a response whose source port is not the mDNS port */
-    uint64_t drop_cache_full; /* new instances refused because EXO_MDNS_MAX_PEERS are cached */
+    uint64_t drop_cache_full; /* instances evicted or refused: EXO_MDNS_MAX_PEERS cached */
     uint64_t conflicts;       /* times our instance name was taken and changed */
 };
 

@@ -32,11 +32,13 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "net/dns.h"
 #include "net/mdns.h"
+#include "net/netif.h"
 
 static const char *skip_reason; /* set when the namespace could not be made */
 
@@ -422,6 +424,13 @@ static bool saw_gone(void *arg)
     return s && s->gones > 0 && !s->present;
 }
 
+static bool seen_present(void *arg)
+{
+    struct gone_check *g = arg;
+    struct seen *s = lookup(g->w, g->instance, false);
+    return s && s->present;
+}
+
 static void test_mdns_goodbye_reports_gone(void **state)
 {
     NEED_NETNS();
@@ -679,6 +688,14 @@ static bool stats_reached(void *arg)
            st.drop_port >= c->want.drop_port && st.drop_toobig >= c->want.drop_toobig;
 }
 
+static bool stats_reached_cache(void *arg)
+{
+    struct stats_check *c = arg;
+    struct exo_mdns_stats st;
+    exo_mdns_get_stats(c->m, &st);
+    return st.drop_cache_full >= c->want.drop_cache_full;
+}
+
 static void test_mdns_drops_bad_packets(void **state)
 {
     NEED_NETNS();
@@ -733,6 +750,156 @@ static void test_mdns_drops_bad_packets(void **state)
     (void)state;
 }
 
+/* A response from the test socket (port 5353, on-link) carrying PTRs for n made-up instances
+ * numbered from first. */
+static void send_fake_ptrs(int fd, int first, int n)
+{
+    struct exo_dns_builder b;
+    const uint8_t *data;
+    size_t len;
+    struct exo_dns_rr rr;
+    memset(&rr, 0, sizeof(rr));
+    exo_dns_name_from_text(&rr.name, "_exo._udp.local");
+    rr.type = EXO_DNS_TYPE_PTR;
+    rr.rrclass = EXO_DNS_CLASS_IN;
+    rr.ttl = 4500;
+    exo_dns_builder_init(&b, 0, EXO_DNS_FLAG_QR | EXO_DNS_FLAG_AA, EXO_DNS_PACKET_MAX);
+    for (int i = first; i < first + n; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "fake-%03d._exo._udp.local", i);
+        exo_dns_name_from_text(&rr.rd.ptr, text);
+        assert_int_equal(exo_dns_builder_rr(&b, EXO_DNS_SECTION_ANSWER, &rr), 0);
+    }
+    assert_int_equal(exo_dns_builder_finish(&b, &data, &len), 0);
+    send_group(fd, data, len);
+    exo_dns_builder_free(&b);
+}
+
+/* B's browse queries, as seen on the link: how many packets had TC and how many known answers
+ * came in all. */
+struct query_watch {
+    int fd;
+    int tc_packets, last_packets;
+    size_t known;
+};
+
+static bool query_pred(void *arg)
+{
+    struct query_watch *q = arg;
+    uint8_t buf[9000];
+    for (int k = 0; k < 64; k++) {
+        ssize_t n = recv(q->fd, buf, sizeof(buf), 0);
+        if (n < 0)
+            break;
+        struct exo_dns_msg msg;
+        if (exo_dns_parse(buf, (size_t)n, &msg, NULL) != 0)
+            continue;
+        if (!(msg.flags & EXO_DNS_FLAG_QR) && msg.n_an > 0) {
+            q->known += msg.n_an;
+            if (msg.flags & EXO_DNS_FLAG_TC)
+                q->tc_packets++;
+            else
+                q->last_packets++;
+        }
+        exo_dns_msg_free(&msg);
+    }
+    return q->tc_packets > 0 && q->last_packets > 0;
+}
+
+static void test_mdns_cache_bounded_and_known_answers_split(void **state)
+{
+    NEED_NETNS();
+    uv_loop_t loop;
+    struct watcher w = {0};
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct exo_mdns *m = start_one(&loop, &w, "exo-v1");
+    int fd = test_socket("0.0.0.0", EXO_MDNS_PORT, true);
+    /* 300 instances: more than EXO_MDNS_MAX_PEERS, and far more known answers than one
+     * 1400-byte query can carry. */
+    send_fake_ptrs(fd, 0, 150);
+    send_fake_ptrs(fd, 150, 150);
+    struct stats_check c = {.m = m};
+    exo_mdns_get_stats(m, &c.want);
+    c.want.drop_cache_full = 300 - EXO_MDNS_MAX_PEERS;
+    assert_true(run_until(&loop, stats_reached_cache, &c, 1000));
+    /* Incomplete instances (no SRV, TXT or address) are never reported. */
+    assert_int_equal(w.n, 0);
+    /* The next browse query lists the 256 as known answers over several packets, all but the
+     * last with TC (section 7.2). Browse intervals double from 1 s, so wait up to 9 s. */
+    struct query_watch q = {.fd = fd};
+    assert_true(run_until(&loop, query_pred, &q, 9000));
+    assert_true(q.known >= EXO_MDNS_MAX_PEERS);
+    /* A real instance arriving into the full cache evicts a never-complete one and is found. */
+    struct exo_mdns *a = NULL;
+    struct exo_mdns_config ca = config("alpha", "host-a", 1111, "exo-v0", txt_a, 3);
+    assert_int_equal(exo_mdns_start(&loop, &ca, on_peer, &w, &a), 0);
+    struct gone_check g = {.w = &w, .instance = "alpha"};
+    assert_true(run_until(&loop, seen_present, &g, 5000));
+    stop_and_wait(&loop, a);
+    close(fd);
+    stop_and_wait(&loop, m);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    (void)state;
+}
+
+static void test_mdns_netif_on_link(void **state)
+{
+    struct exo_netif nif;
+    memset(&nif, 0, sizeof(nif));
+    nif.addrs[0].family = AF_INET;
+    inet_pton(AF_INET, "198.18.0.1", &nif.addrs[0].addr.v4);
+    nif.addrs[0].prefix_len = 24;
+    nif.addrs[1].family = AF_INET6;
+    inet_pton(AF_INET6, "2001:db8:1::1", &nif.addrs[1].addr.v6);
+    nif.addrs[1].prefix_len = 64;
+    nif.n_addrs = 2;
+
+    struct sockaddr_in v4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+    const struct {
+        const char *addr;
+        bool on_link, local;
+    } cases[] = {
+        {"198.18.0.77", true, false},    {"198.18.0.1", true, true},
+        {"198.18.1.1", false, false},    {"169.254.3.4", true, false},
+        {"10.0.0.1", false, false},      {"fe80::1", true, false},
+        {"2001:db8:1::42", true, false}, {"2001:db8:1::1", true, true},
+        {"2001:db8:2::1", false, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct sockaddr *sa;
+        if (inet_pton(AF_INET, cases[i].addr, &v4.sin_addr) == 1) {
+            sa = (const struct sockaddr *)&v4;
+        } else {
+            assert_int_equal(inet_pton(AF_INET6, cases[i].addr, &v6.sin6_addr), 1);
+            sa = (const struct sockaddr *)&v6;
+        }
+        if (exo_netif_on_link(&nif, sa) != cases[i].on_link ||
+            exo_netif_is_local(&nif, sa) != cases[i].local) {
+            print_error("%s\n", cases[i].addr);
+            fail();
+        }
+    }
+    /* A /19 prefix compares only its first 19 bits. */
+    nif.addrs[0].prefix_len = 19;
+    inet_pton(AF_INET, "198.18.31.200", &v4.sin_addr);
+    assert_true(exo_netif_on_link(&nif, (const struct sockaddr *)&v4));
+    inet_pton(AF_INET, "198.18.32.1", &v4.sin_addr);
+    assert_false(exo_netif_on_link(&nif, (const struct sockaddr *)&v4));
+    const struct exo_netif_addr *first;
+    assert_true(exo_netif_has_family(&nif, AF_INET6, &first));
+    assert_ptr_equal(first, &nif.addrs[1]);
+
+    /* The real listing has at least a loopback, and every entry is up. */
+    struct exo_netif *list;
+    size_t n;
+    assert_int_equal(exo_netif_list(&list, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_true(list[i].flags & IFF_UP);
+    exo_free(list);
+    (void)state;
+}
+
 int main(void)
 {
     /* EXO_TEST_FILTER=<glob> runs some tests only; EXO_TEST_LOG=debug shows the service's log. */
@@ -758,6 +925,8 @@ int main(void)
         cmocka_unit_test(test_mdns_qu_unicast_reply),
         cmocka_unit_test(test_mdns_known_answer_suppression),
         cmocka_unit_test(test_mdns_drops_bad_packets),
+        cmocka_unit_test(test_mdns_cache_bounded_and_known_answers_split),
+        cmocka_unit_test(test_mdns_netif_on_link),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
