@@ -23,3 +23,9 @@ endif()
 set(EXO_ISA_FLAGS_AVX2 -mavx2 -mfma -mf16c)
 set(EXO_ISA_FLAGS_AVX512 -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
     -mavx512dq)
+
+# libFuzzer steers by coverage of the code under test: instrument the libraries too, not only the
+# fuzz target that tests/CMakeLists.txt links with -fsanitize=fuzzer.
+if(EXO_BUILD_FUZZ)
+    add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
