@@ -168,17 +168,16 @@ struct exo_http_server {
     uint16_t port;
     uv_tcp_t listener; /* always initialised (without a socket when not listening), so that
                         * closing it gives stop its asynchronous completion */
+    uv_timer_t retry;  /* accepting again after an allocation failure */
     struct route *routes;
     size_t n_routes;
     struct exo_http_conn *conns;
     uint32_t n_conns;
-    unsigned pending; /* handles closing that stop must wait for: listener, rejects */
+    unsigned pending; /* handles closing that stop must wait for: listener, retry, rejects */
     bool stopping;
     exo_http_done_cb done;
     void *done_ud;
     struct exo_http_stats stats;
-    char reject_resp[320];
-    size_t reject_len;
     char read_buf[READ_CHUNK]; /* shared by all connections: each read is consumed at once */
 };
 
@@ -437,6 +436,25 @@ static void put_head(struct exo_buf *b, const struct head *h)
     if (h->extra && h->extra->len)
         exo_buf_put(b, h->extra->data, h->extra->len);
     exo_buf_put(b, "\r\n", 2);
+}
+
+/* A complete error response that closes the connection, for errors that have no request object
+ * to answer through. */
+static void put_error_response(struct exo_buf *b, int status, bool cors)
+{
+    struct exo_buf body;
+    exo_buf_init(&body, 0);
+    put_error_body(&body, status, status_message(status));
+    struct head h = {.status = status,
+                     .content_type = "application/json",
+                     .framing = FRAME_LENGTH,
+                     .length = body.len,
+                     .cors = cors};
+    put_head(b, &h);
+    exo_buf_put(b, body.data, body.len);
+    if (body.err && !b->err)
+        b->err = body.err;
+    exo_buf_free(&body);
 }
 
 static void count_status(struct exo_http_server *srv, int status)
@@ -845,18 +863,9 @@ static void conn_drain(struct exo_http_conn *c)
  * the end of the connection. */
 static void conn_fail(struct exo_http_conn *c, int status)
 {
-    struct exo_buf body, b;
-    exo_buf_init(&body, 0);
+    struct exo_buf b;
     exo_buf_init(&b, 0);
-    put_error_body(&body, status, status_message(status));
-    struct head h = {.status = status,
-                     .content_type = "application/json",
-                     .framing = FRAME_LENGTH,
-                     .length = body.len,
-                     .cors = !c->srv->cfg.disable_cors};
-    put_head(&b, &h);
-    exo_buf_put(&b, body.data, body.len);
-    exo_buf_free(&body);
+    put_error_response(&b, status, !c->srv->cfg.disable_cors);
     count_status(c->srv, status);
     conn_send(c, &b);
     conn_drain(c);
@@ -1226,25 +1235,35 @@ static void on_reject_closed(uv_handle_t *h)
 }
 
 /* At the connection cap: accept, answer 503 with whatever fits in the socket buffer right away,
- * and close. Accepting is required: libuv stops watching the listener until the pending
- * connection is taken. */
-static void reject_connection(struct exo_http_server *srv)
+ * and close. false when even that could not be allocated. */
+static bool reject_connection(struct exo_http_server *srv)
 {
-    srv->stats.connections_rejected++;
     struct reject *r = exo_malloc(sizeof(*r));
     if (!r)
-        return;
+        return false;
+    srv->stats.connections_rejected++;
     r->srv = srv;
     uv_tcp_init(srv->loop, &r->tcp);
     r->tcp.data = r;
     srv->pending++;
     if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&r->tcp) == 0) {
-        uv_buf_t b = uv_buf_init(srv->reject_resp, (unsigned)srv->reject_len);
-        uv_try_write((uv_stream_t *)&r->tcp, &b, 1);
+        struct exo_buf b;
+        exo_buf_init(&b, 0);
+        put_error_response(&b, 503, !srv->cfg.disable_cors);
+        if (!b.err) {
+            uv_buf_t ub = uv_buf_init((char *)b.data, (unsigned)b.len);
+            uv_try_write((uv_stream_t *)&r->tcp, &ub, 1);
+        }
+        exo_buf_free(&b);
     }
     uv_close((uv_handle_t *)&r->tcp, on_reject_closed);
+    return true;
 }
 
+static void on_retry(uv_timer_t *t);
+
+/* Every pending connection must be taken with uv_accept: until it is, libuv stops watching the
+ * listener. When not even a reject record can be allocated, the timer tries again later. */
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct exo_http_server *srv = listener->data;
@@ -1252,13 +1271,12 @@ static void on_connection(uv_stream_t *listener, int status)
         srv->stats.connections_rejected++;
         return;
     }
-    if (srv->n_conns >= srv->cfg.max_connections) {
-        reject_connection(srv);
-        return;
-    }
-    struct exo_http_conn *c = conn_new(srv);
+    struct exo_http_conn *c = NULL;
+    if (srv->n_conns < srv->cfg.max_connections)
+        c = conn_new(srv);
     if (!c) {
-        reject_connection(srv);
+        if (!reject_connection(srv))
+            uv_timer_start(&srv->retry, on_retry, 100, 0);
         return;
     }
     uv_tcp_init(srv->loop, &c->tcp);
@@ -1305,7 +1323,13 @@ static int bind_listener(const char *addr, uint16_t port, int *ret_fd, uint16_t 
     return 0;
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_retry(uv_timer_t *t)
+{
+    struct exo_http_server *srv = t->data;
+    on_connection((uv_stream_t *)&srv->listener, 0);
+}
+
+static void on_server_handle_closed(uv_handle_t *h)
 {
     struct exo_http_server *srv = h->data;
     srv->pending--;
@@ -1351,26 +1375,6 @@ int exo_http_server_start(uv_loop_t *loop, const struct exo_http_config *cfg,
         c->api_token = srv->token;
     }
 
-    struct exo_buf body, b;
-    exo_buf_init(&body, 0);
-    exo_buf_init(&b, sizeof(srv->reject_resp) - 1);
-    put_error_body(&body, 503, status_message(503));
-    struct head h = {.status = 503,
-                     .content_type = "application/json",
-                     .length = body.len,
-                     .cors = !c->disable_cors};
-    put_head(&b, &h);
-    exo_buf_put(&b, body.data, body.len);
-    rc = b.err ? b.err : body.err;
-    if (!rc) {
-        memcpy(srv->reject_resp, b.data, b.len);
-        srv->reject_len = b.len;
-    }
-    exo_buf_free(&body);
-    exo_buf_free(&b);
-    if (rc)
-        goto out;
-
     if (cfg->listen_addr) {
         rc = bind_listener(cfg->listen_addr, cfg->port, &fd, &srv->port);
         if (rc)
@@ -1378,16 +1382,21 @@ int exo_http_server_start(uv_loop_t *loop, const struct exo_http_config *cfg,
     }
     uv_tcp_init(loop, &srv->listener);
     srv->listener.data = srv;
+    uv_timer_init(loop, &srv->retry);
+    srv->retry.data = srv;
     if (fd >= 0) {
         rc = uv_tcp_open(&srv->listener, fd);
-        if (rc == 0)
+        if (rc)
+            close(fd); /* not taken by the handle */
+        else
             rc = uv_listen((uv_stream_t *)&srv->listener, LISTEN_BACKLOG, on_connection);
         if (rc) {
-            /* The handle now exists; it can only go through the loop. */
+            /* The handle exists now, and a handle can only be released through the loop. */
             rc = exo_error_from_errno(rc);
             srv->stopping = true;
-            srv->pending = 1;
-            uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+            srv->pending = 2;
+            uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+            uv_close((uv_handle_t *)&srv->retry, on_server_handle_closed);
             return rc;
         }
     }
@@ -1407,8 +1416,9 @@ void exo_http_server_stop(struct exo_http_server *srv, exo_http_done_cb done, vo
     srv->stopping = true;
     srv->done = done;
     srv->done_ud = ud;
-    srv->pending++;
-    uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
+    srv->pending += 2;
+    uv_close((uv_handle_t *)&srv->listener, on_server_handle_closed);
+    uv_close((uv_handle_t *)&srv->retry, on_server_handle_closed);
     for (struct exo_http_conn *c = srv->conns; c; c = c->next)
         conn_close(c);
 }

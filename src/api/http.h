@@ -99,7 +99,8 @@ typedef void (*exo_http_done_cb)(void *ud);
 /* Listen on cfg's address (cfg and its strings are copied) with loop (borrowed; must outlive the
  * server). *ret_srv is owned by the caller and released by exo_http_server_stop. Returns 0,
  * EXO_EINVAL (bad address or config), EXO_ENOMEM, or the bind/listen error mapped from errno
- * (EXO_EBUSY when the port is taken). Nothing is left behind on failure. */
+ * (EXO_EBUSY when the port is taken). Nothing is left behind on failure, except in the unlikely
+ * case that libuv refuses the bound socket: that handle is released on the loop's next turn. */
 int exo_http_server_start(uv_loop_t *loop, const struct exo_http_config *cfg,
                           struct exo_http_server **ret_srv);
 
@@ -126,7 +127,7 @@ int exo_http_route(struct exo_http_server *srv, unsigned methods, const char *pa
                    exo_http_handler_cb handler, void *ud);
 
 /* Body cap for every route registered with exactly this path (borrowed), in place of
- * max_body_bytes. 0 or EXO_ENOENT. */
+ * max_body_bytes. 0, EXO_EINVAL or EXO_ENOENT. */
 int exo_http_route_body_max(struct exo_http_server *srv, const char *path, size_t max);
 
 /* Requests. Every pointer returned is borrowed from req and valid until its response ends. ---- */

@@ -1244,6 +1244,39 @@ static void test_http_stop_in_flight(void **state)
     exo_free(fx);
 }
 
+static void set_alloc_fail(struct fx *fx, void *arg)
+{
+    exo_alloc_fail_after(*(const long *)arg);
+}
+
+/* A connection that arrives while no memory can be had is taken once memory is back. */
+static void test_http_accept_alloc_failure(void **state)
+{
+    struct exo_http_config cfg = test_config();
+    struct fx *fx = fx_new(&cfg, true);
+    const long fail = 0, recover = -1;
+    fx_call(fx, set_alloc_fail, (void *)&fail);
+    int fd = tcp_connect(fx->port);
+    send_str(fd, "GET /healthz HTTP/1.1\r\n\r\n");
+    usleep(250000);
+    fx_call(fx, set_alloc_fail, (void *)&recover);
+    char buf[2048] = {0};
+    size_t got = 0;
+    uint64_t end = exo_clock_ns() + 3000000000u;
+    while (!strstr(buf, "\r\n\r\nok") && got < sizeof(buf) - 1 && exo_clock_ns() < end) {
+        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = '\0';
+    }
+    buf[got] = '\0';
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    close(fd);
+    assert_int_equal(fx_stats(fx).connections_total, 1);
+    fx_free(fx);
+}
+
 static void test_http_listen_errors(void **state)
 {
     uv_loop_t loop;
@@ -1822,6 +1855,7 @@ int main(void)
         cmocka_unit_test(test_http_connection_cap),
         cmocka_unit_test(test_http_slow_reader),
         cmocka_unit_test(test_http_stop_in_flight),
+        cmocka_unit_test(test_http_accept_alloc_failure),
         cmocka_unit_test(test_http_listen_errors),
         cmocka_unit_test(test_http_client_get),
         cmocka_unit_test(test_http_client_hostile_responses),
