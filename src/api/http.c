@@ -615,15 +615,11 @@ static bool authorized(const struct exo_http_server *srv, const struct exo_http_
     const char *v = exo_http_request_header(req, "Authorization");
     if (!v)
         return false;
-    v += strspn(v, " \t");
     if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
         return false;
     v += 6;
     v += strspn(v, " \t");
-    size_t n = strlen(v);
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    return token_equal(v, n, srv->token, srv->token_len);
+    return token_equal(v, strlen(v), srv->token, srv->token_len);
 }
 
 /* Routing, authorization and method policy for a complete head. 0 or an HTTP status. */
@@ -984,8 +980,6 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct exo_http_conn *c = p->data;
     struct exo_http_request *req = c->req;
-    if (req->reject_status)
-        return 0;
     exo_buf_put(&req->body, at, len);
     return req->body.err ? refuse_buf(c, req->body.err, 413) : 0;
 }
@@ -1077,14 +1071,19 @@ static void headers_done(struct exo_http_conn *c)
     c->phase = PHASE_BODY;
     req->url_done = true;
     req->headers_done = true;
-    if (req->last_cb == HCB_FIELD) {
-        exo_buf_put(&req->headers, "", 1);
-        req->value_off[req->n_headers - 1] = (uint32_t)req->headers.len;
-    }
+    /* http-parser reports a value (maybe empty) after every name, so this ends the last one. */
     exo_buf_put(&req->headers, "", 1);
     if (req->headers.err) {
         conn_fail(c, req->headers.err == EXO_ETOOBIG ? 431 : 500);
         return;
+    }
+    /* The parser drops the whitespace before a value but keeps what follows it, which is not
+     * part of the value either (RFC 9110, 5.5). */
+    for (unsigned i = 0; i < req->n_headers; i++) {
+        char *v = (char *)req->headers.data + req->value_off[i];
+        size_t n = strlen(v);
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            v[--n] = '\0';
     }
     req->method = method_from_parser(p->method);
     req->head_only = req->method == EXO_HTTP_HEAD;

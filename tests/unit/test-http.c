@@ -677,7 +677,7 @@ static void test_http_routing(void **state)
     assert_string_equal(cJSON_GetObjectItem(o, "path")->valuestring, "/echo");
     assert_string_equal(cJSON_GetObjectItem(o, "remote")->valuestring, "127.0.0.1");
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "loopback")));
-    assert_non_null(strstr(cJSON_GetObjectItem(o, "xtest")->valuestring, "hello"));
+    assert_string_equal(cJSON_GetObjectItem(o, "xtest")->valuestring, "hello");
     cJSON_Delete(o);
     parsed_free(&out);
     fx_free(fx);
@@ -780,7 +780,7 @@ static void test_http_expect_continue(void **state)
     struct exo_buf raw;
     exo_buf_init(&raw, 0);
     int fd = tcp_connect(fx->port);
-    send_str(fd, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    send_str(fd, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-Continue \t\r\n\r\n");
     assert_int_equal(read_responses(fd, &raw, &out, 1, 0, 3000, NULL), 1);
     assert_int_equal(out.r[0].status, 100);
     send_str(fd, "hello");
@@ -836,6 +836,9 @@ static void test_http_errors(void **state)
         {"unknown method", "BREW /pot HTTP/1.1\r\n\r\n", 501, true},
         {"unsupported method", "PROPFIND /echo HTTP/1.1\r\n\r\n", 501, false},
         {"HTTP/2.0", "GET /healthz HTTP/2.0\r\n\r\n", 505, true},
+        {"asterisk form", "OPTIONS * HTTP/1.1\r\n\r\n", 400, false},
+        {"absolute form without path", "GET http://h HTTP/1.1\r\n\r\n", 400, false},
+        {"PATCH not routed", "PATCH /echo HTTP/1.1\r\n\r\n", 405, false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct error_case *c = &cases[i];
@@ -866,12 +869,25 @@ static void test_http_errors(void **state)
 
     exo_buf_reset(&req);
     exo_buf_printf(&req, "GET /healthz HTTP/1.1\r\n");
+    for (int i = 0; i < 10; i++)
+        exo_buf_printf(&req, "X-Long-%d: %02000d\r\n", i, i);
+    exo_buf_printf(&req, "\r\n");
+    assert_true(exchange(fx->port, req.data, req.len, 1, 0, &out));
+    assert_int_equal(out.r[0].status, 431);
+
+    exo_buf_reset(&req);
+    exo_buf_printf(&req, "GET /healthz HTTP/1.1\r\n");
     for (int i = 0; i < 101; i++)
         exo_buf_printf(&req, "X-%d: 1\r\n", i);
     exo_buf_printf(&req, "\r\n");
     assert_true(exchange(fx->port, req.data, req.len, 1, 0, &out));
     assert_int_equal(out.r[0].status, 431);
     exo_buf_free(&req);
+
+    /* The absolute form is accepted. */
+    const char *abs = "GET http://h:1/healthz?x HTTP/1.1\r\n\r\n";
+    exchange(fx->port, abs, strlen(abs), 1, 0, &out);
+    assert_int_equal(out.r[0].status, 200);
 
     struct exo_http_stats st = fx_stats(fx);
     assert_true(st.parse_errors >= 7);
@@ -1018,12 +1034,20 @@ static void test_http_sse_disconnect(void **state)
                                               "event: token\nid: 2\ndata: line1\ndata: line2\n\n");
     assert_true(wait_count(&fx->ends, 1, 3000));
 
+    /* HEAD gets the stream's head only; the producer's writes cost nothing. */
+    r = "HEAD /stream?n=2 HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n";
+    assert_false(exchange(fx->port, r, strlen(r), 2, 1, &out));
+    assert_int_equal(out.r[0].status, 200);
+    assert_string_equal(resp_header(&out.r[0], "Transfer-Encoding", h, sizeof(h)), "chunked");
+    assert_string_equal(body_text(&out.r[1]), "ok");
+    assert_true(wait_count(&fx->ends, 2, 3000));
+
     /* To an HTTP/1.0 client the stream is delimited by closing. */
     r = "GET /stream?n=2 HTTP/1.0\r\n\r\n";
     assert_true(exchange(fx->port, r, strlen(r), 1, 0, &out));
     assert_null(resp_header(&out.r[0], "Transfer-Encoding", h, sizeof(h)));
     assert_non_null(strstr(body_text(&out.r[0]), "id: 2\n"));
-    assert_true(wait_count(&fx->ends, 2, 3000));
+    assert_true(wait_count(&fx->ends, 3, 3000));
 
     /* A long stream the client abandons after a few events. */
     int fd = tcp_connect(fx->port);
@@ -1039,7 +1063,7 @@ static void test_http_sse_disconnect(void **state)
     assert_true(got >= 300);
     close(fd);
     assert_true(wait_count(&fx->closes, 1, 3000));
-    assert_true(wait_count(&fx->ends, 3, 3000));
+    assert_true(wait_count(&fx->ends, 4, 3000));
     assert_true(wait_open_conns(fx, 0, 3000));
     parsed_free(&out);
     fx_free(fx);
@@ -1199,6 +1223,50 @@ static void test_http_connection_cap(void **state)
                      0);
     assert_int_equal(status, 200);
     exo_buf_free(&body);
+    fx_free(fx);
+}
+
+/* More pipelined input than the server buffers while a request is in flight: reading pauses and
+ * resumes, and every response still arrives, in order. */
+static void test_http_pipelined_backpressure(void **state)
+{
+    enum { N = 6000 };
+    struct exo_http_config cfg = test_config();
+    struct fx *fx = fx_new(&cfg, true);
+    int fd = tcp_connect(fx->port);
+    struct exo_buf req;
+    exo_buf_init(&req, 0);
+    exo_buf_printf(&req, "GET /slow?id=first HTTP/1.1\r\n\r\n");
+    for (int i = 0; i < N; i++)
+        exo_buf_printf(&req, "GET /healthz HTTP/1.1\r\n\r\n");
+    exo_buf_printf(&req, "GET /slow?id=last HTTP/1.1\r\n\r\n");
+    assert_true(req.len > 128 * 1024);
+    send_bytes(fd, req.data, req.len);
+    /* Count response heads and look for the two bodies as bytes arrive. */
+    struct exo_buf raw;
+    exo_buf_init(&raw, 0);
+    uint64_t end = exo_clock_ns() + 10000000000u;
+    while (exo_clock_ns() < end) {
+        char chunk[65536];
+        ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+        assert_true(n > 0);
+        exo_buf_put(&raw, chunk, (size_t)n);
+        if (raw.len >= 4 && memcmp(raw.data + raw.len - 4, "last", 4) == 0)
+            break;
+    }
+    int heads = 0;
+    const char *first = NULL, *ok = NULL;
+    for (const char *p = (const char *)raw.data; (p = strstr(p, "HTTP/1.1 200 OK")); p++) {
+        heads++;
+    }
+    first = strstr((const char *)raw.data, "first");
+    ok = strstr((const char *)raw.data, "\r\n\r\nok");
+    assert_int_equal(heads, N + 2);
+    assert_non_null(first);
+    assert_true(ok > first);
+    close(fd);
+    exo_buf_free(&raw);
+    exo_buf_free(&req);
     fx_free(fx);
 }
 
@@ -1496,7 +1564,7 @@ static void test_http_query_param(void **state)
     struct exo_http_config cfg = test_config();
     struct fx *fx = fx_new(&cfg, false);
     struct parsed out = {0};
-    const char *req = "GET /hold?a=1&b=x%20y+z&empty=&flag&%62ad=%zz&long=0123456789&a=2 "
+    const char *req = "GET /hold?a=1&b=x%20y+z&empty=&flag&%62ad=%zz&long=0123456789&a=2&cut=%2 "
                       "HTTP/1.1\r\n\r\n";
     struct exo_buf sink;
     exo_buf_init(&sink, 0);
@@ -1517,6 +1585,8 @@ static void test_http_query_param(void **state)
     assert_int_equal(exo_http_request_query_param(r, "bad", v, sizeof(v)), EXO_EFORMAT);
     assert_int_equal(exo_http_request_query_param(r, "long", v, sizeof(v)), EXO_ETOOBIG);
     assert_int_equal(exo_http_request_query_param(r, "missing", v, sizeof(v)), EXO_ENOENT);
+    assert_int_equal(exo_http_request_query_param(r, "cut", v, sizeof(v)), EXO_EFORMAT);
+    assert_int_equal(exo_http_request_query_param(r, "empty", v, 0), EXO_ETOOBIG);
     assert_string_equal(exo_http_request_path(r), "/hold");
     assert_int_equal(exo_http_request_method(r), EXO_HTTP_GET);
     assert_null(exo_http_request_header(r, "X-None"));
@@ -1559,6 +1629,17 @@ static void h_headers(struct exo_http_request *req, void *ud)
     assert_int_equal(exo_http_respond(req, 201, "text/plain", "made", 4), 0);
 }
 
+static void h_moved(struct exo_http_request *req, void *ud)
+{
+    assert_int_equal(exo_http_add_header(req, "Location", "/healthz"), 0);
+    assert_int_equal(exo_http_respond(req, 302, NULL, NULL, 0), 0);
+}
+
+static void h_quoted_error(struct exo_http_request *req, void *ud)
+{
+    exo_http_respond_error(req, 422, "say \"hi\"\n\t\\ \x01");
+}
+
 static void h_unanswered(struct exo_http_request *req, void *ud)
 {
     exo_http_end(req);
@@ -1589,15 +1670,56 @@ static void test_http_route_and_response_api(void **state)
         exo_http_route(s, EXO_HTTP_GET, "/healthz", EXO_HTTP_ROUTE_PREFIX, h_health, NULL), 0);
     assert_int_equal(exo_http_route(s, EXO_HTTP_GET, "/unanswered", 0, h_unanswered, NULL), 0);
     assert_int_equal(exo_http_route(s, EXO_HTTP_GET, "/lines", 0, h_sse_lines, NULL), 0);
+    assert_int_equal(exo_http_route(s, EXO_HTTP_GET, "/moved", 0, h_moved, NULL), 0);
+    assert_int_equal(exo_http_route(s, EXO_HTTP_GET, "/quoted", 0, h_quoted_error, NULL), 0);
     assert_int_equal(exo_http_route_body_max(s, "/none", 5), EXO_ENOENT);
+    assert_int_equal(exo_http_route_body_max(NULL, "/none", 5), EXO_EINVAL);
     assert_string_equal(exo_http_method_name(EXO_HTTP_PATCH), "PATCH");
+    assert_string_equal(exo_http_method_name(0), "UNKNOWN");
+    assert_int_equal(exo_http_respond(NULL, 200, NULL, NULL, 0), EXO_EINVAL);
+    assert_int_equal(exo_http_end(NULL), EXO_EINVAL);
+    assert_int_equal(exo_http_begin(NULL, 200, NULL), EXO_EINVAL);
+    assert_int_equal(exo_http_write(NULL, "x", 1), EXO_EINVAL);
+    assert_int_equal(exo_http_sse_send(NULL, NULL, NULL, "x"), EXO_EINVAL);
+    assert_int_equal(exo_http_respond_json(NULL, 200, NULL), EXO_EINVAL);
+    assert_int_equal(exo_http_respond_json_str(NULL, 200, NULL), EXO_EINVAL);
+    assert_int_equal(exo_http_respond_error(NULL, 500, NULL), EXO_EINVAL);
+    assert_int_equal(exo_http_add_header(NULL, "a", "b"), EXO_EINVAL);
+
+    /* Socket-less connection misuse. */
+    struct exo_buf sink;
+    exo_buf_init(&sink, 0);
+    struct exo_http_conn *c = NULL;
+    assert_int_equal(exo_http_conn_open(s, "not-an-ip", &sink, &c), EXO_EINVAL);
+    assert_int_equal(exo_http_conn_open(s, "127.0.0.1", NULL, &c), EXO_EINVAL);
+    assert_int_equal(exo_http_conn_feed(NULL, "x", 1), EXO_EINVAL);
+    exo_http_conn_close(NULL);
+    assert_int_equal(exo_http_conn_open(s, "127.0.0.1", &sink, &c), 0);
+    assert_int_equal(exo_http_conn_feed(c, NULL, 1), EXO_EINVAL);
+    const char *closing = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+    assert_int_equal(exo_http_conn_feed(c, closing, strlen(closing)), 0);
+    assert_true(exo_http_conn_closed(c));
+    assert_int_equal(exo_http_conn_feed(c, "x", 1), EXO_ECLOSED);
+    exo_http_conn_close(c);
+    exo_buf_free(&sink);
 
     struct parsed out = {0};
     char h[64];
     const char *req = "PUT /healthz HTTP/1.1\r\n\r\nGET /unanswered HTTP/1.1\r\n\r\n"
-                      "GET /lines HTTP/1.1\r\n\r\n";
+                      "GET /lines HTTP/1.1\r\n\r\nGET /moved HTTP/1.1\r\n\r\n"
+                      "GET /quoted HTTP/1.1\r\n\r\n";
     mem_exchange(fx, "127.0.0.1", req, strlen(req), 0, &out);
-    assert_int_equal(out.n, 3);
+    assert_int_equal(out.n, 5);
+    assert_int_equal(out.r[3].status, 302);
+    assert_string_equal(resp_header(&out.r[3], "Location", h, sizeof(h)), "/healthz");
+    assert_string_equal(resp_header(&out.r[3], "Content-Length", h, sizeof(h)), "0");
+    cJSON *o = cJSON_Parse(body_text(&out.r[4]));
+    assert_non_null(o);
+    cJSON *err = cJSON_GetObjectItem(o, "error");
+    assert_string_equal(cJSON_GetObjectItem(err, "message")->valuestring, "say \"hi\"\n\t\\ \x01");
+    assert_string_equal(cJSON_GetObjectItem(err, "type")->valuestring, "unprocessable_entity");
+    cJSON_Delete(o);
+    assert_int_equal(fx_stats(fx).responses_3xx, 1);
     assert_int_equal(out.r[0].status, 201);
     assert_string_equal(resp_header(&out.r[0], "X-Ok", h, sizeof(h)), "v a l");
     assert_null(resp_header(&out.r[0], "Injected", h, sizeof(h)));
@@ -1607,6 +1729,62 @@ static void test_http_route_and_response_api(void **state)
                         "data: a\ndata: b\ndata: c\ndata: \n\nevent: done\nid: 7\n\n");
     parsed_free(&out);
     fx_free(fx);
+}
+
+/* The head cap counts raw bytes, whitespace included: 414 while the target is still being read,
+ * 431 after. */
+static void test_http_head_caps(void **state)
+{
+    struct exo_http_config cfg = test_config();
+    cfg.max_header_bytes = 1024;
+    cfg.max_url_bytes = 100000; /* clamped to 65535, so the head cap decides */
+    struct fx *fx = fx_new(&cfg, false);
+    struct parsed out = {0};
+    struct exo_buf req;
+    exo_buf_init(&req, 0);
+    exo_buf_printf(&req, "GET /%02000d HTTP/1.1\r\n\r\n", 1);
+    assert_true(mem_exchange(fx, "127.0.0.1", req.data, req.len, 0, &out));
+    assert_int_equal(out.r[0].status, 414);
+    exo_buf_reset(&req);
+    exo_buf_printf(&req, "GET /healthz HTTP/1.1\r\nX-A: 1%01000d\r\n\r\n", 1);
+    assert_true(mem_exchange(fx, "127.0.0.1", req.data, req.len, 0, &out));
+    assert_int_equal(out.r[0].status, 431);
+    exo_buf_reset(&req);
+    for (int i = 0; i < 1100; i++)
+        exo_buf_put(&req, "\r\n", 2);
+    assert_true(mem_exchange(fx, "127.0.0.1", req.data, req.len, 0, &out));
+    assert_int_equal(out.r[0].status, 400);
+    /* Just under the cap is fine. */
+    exo_buf_reset(&req);
+    exo_buf_printf(&req, "GET /healthz HTTP/1.1\r\nX-A: %0900d\r\n\r\n", 1);
+    assert_false(mem_exchange(fx, "127.0.0.1", req.data, req.len, 0, &out));
+    assert_int_equal(out.r[0].status, 200);
+    assert_int_equal(fx_stats(fx).parse_errors, 3);
+    exo_buf_free(&req);
+    parsed_free(&out);
+    fx_free(fx);
+}
+
+/* Socket-less connections count against the cap, and none open once stop has begun. */
+static void test_http_conn_open_limits(void **state)
+{
+    struct exo_http_config cfg = test_config();
+    cfg.max_connections = 1;
+    struct fx *fx = fx_new(&cfg, false);
+    struct exo_buf sink;
+    exo_buf_init(&sink, 0);
+    struct exo_http_conn *a = NULL, *b = NULL;
+    assert_int_equal(exo_http_conn_open(fx->srv, "127.0.0.1", &sink, &a), 0);
+    assert_int_equal(exo_http_conn_open(fx->srv, "127.0.0.1", &sink, &b), EXO_EBUSY);
+    exo_http_server_stop(fx->srv, on_done, fx);
+    assert_int_equal(exo_http_conn_open(fx->srv, "127.0.0.1", &sink, &b), EXO_ECLOSED);
+    assert_true(exo_http_conn_closed(a));
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    assert_int_equal(fx->done_calls, 1);
+    exo_http_conn_close(a); /* the caller's hold outlives the server */
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    exo_buf_free(&sink);
+    exo_free(fx);
 }
 
 /* The same bytes fed whole or one at a time give the same responses (Date lines aside). */
@@ -1699,8 +1877,12 @@ static void run_order(const char *order)
             break;
         }
         uv_run(&fx->loop, UV_RUN_NOWAIT);
-        if (gone && !ended)
+        if (gone && !ended) {
             assert_int_equal(fx->closes, 1);
+            assert_true(exo_http_request_closed(r));
+            assert_int_equal(exo_http_request_on_close(r, held_on_close, fx), EXO_ECLOSED);
+            assert_int_equal(exo_http_sse_send(r, "e", NULL, "d"), EXO_ECLOSED);
+        }
     }
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     bool left_first = strcspn(order, "CS") < strcspn(order, "E");
@@ -1853,6 +2035,7 @@ int main(void)
         cmocka_unit_test(test_http_slowloris),
         cmocka_unit_test(test_http_idle_timeout),
         cmocka_unit_test(test_http_connection_cap),
+        cmocka_unit_test(test_http_pipelined_backpressure),
         cmocka_unit_test(test_http_slow_reader),
         cmocka_unit_test(test_http_stop_in_flight),
         cmocka_unit_test(test_http_accept_alloc_failure),
@@ -1862,6 +2045,8 @@ int main(void)
         cmocka_unit_test(test_http_mutating_loopback),
         cmocka_unit_test(test_http_query_param),
         cmocka_unit_test(test_http_route_and_response_api),
+        cmocka_unit_test(test_http_head_caps),
+        cmocka_unit_test(test_http_conn_open_limits),
         cmocka_unit_test(test_http_bytewise_feed),
         cmocka_unit_test(test_http_close_orders),
         cmocka_unit_test(test_http_feed_backpressure),
