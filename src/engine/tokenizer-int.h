@@ -173,8 +173,10 @@ int exo_tok_bpe_init(struct exo_tokenizer *t, const struct exo_tok_spec *spec,
 void exo_tok_bpe_fini(struct exo_tokenizer *t);
 int exo_tok_bpe_encode(const struct exo_tokenizer *t, const char *text, size_t len,
                        struct exo_tok_vec *out);
-/* The byte a byte-level BPE character (one code point) stands for, or -1. */
+/* The byte a byte-level BPE character (one code point) stands for, or -1; and the other way:
+ * the UTF-8 of the character that stands for byte b (1 or 2 bytes written to out). */
 int exo_tok_bpe_char_byte(uint32_t cp);
+size_t exo_tok_bpe_byte_char(uint8_t b, char out[2]);
 
 /* SentencePiece BPE (tokenizer-spm.c): encode one fragment; space_prefix adds the leading
  * space llama.cpp adds at the start and after special tokens. */

@@ -1087,6 +1087,14 @@ const char *exo_tokenizer_token_text(const struct exo_tokenizer *t, int32_t tok,
     return exo_tok_text(t, tok);
 }
 
+const char *exo_tokenizer_piece(const struct exo_tokenizer *t, int32_t tok, size_t *ret_len)
+{
+    if (tok < 0 || (uint32_t)tok >= t->n_tokens)
+        return NULL;
+    *ret_len = t->tokens[tok].piece_len;
+    return t->pool + t->tokens[tok].piece_off;
+}
+
 /* ---- detokenizer -------------------------------------------------------------------------- */
 
 static const uint8_t replacement[3] = {0xef, 0xbf, 0xbd}; /* U+FFFD */

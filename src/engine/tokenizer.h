@@ -80,6 +80,11 @@ bool exo_tokenizer_is_eog(const struct exo_tokenizer *t, int32_t tok);
  * piece is borrowed. */
 int32_t exo_tokenizer_find(const struct exo_tokenizer *t, const char *piece, size_t len);
 
+/* The bytes tok stands for, what the detokenizer emits for it with render_special (llama.cpp's
+ * token_to_piece with special = true): borrowed from t, not NUL-terminated, not necessarily
+ * valid UTF-8 on its own; NULL when tok is out of range. */
+const char *exo_tokenizer_piece(const struct exo_tokenizer *t, int32_t tok, size_t *ret_len);
+
 /* The vocabulary text of tok (borrowed from t, not NUL-terminated), or NULL when out of range. */
 const char *exo_tokenizer_token_text(const struct exo_tokenizer *t, int32_t tok, size_t *ret_len);
 
