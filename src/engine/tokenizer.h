@@ -14,7 +14,8 @@
  * differ (only on malformed UTF-8 and broken vocabularies).
  *
  * A tokenizer is immutable after creation: encode and the detokenizer may run on any number of
- * threads at once. It copies what it needs, so the exo_gguf may be closed afterwards.
+ * threads at once. It copies what it needs, so the exo_gguf may be closed afterwards. Pointers
+ * passed to these functions are borrowed for the call unless a comment says otherwise.
  */
 #ifndef EXO_ENGINE_TOKENIZER_H
 #define EXO_ENGINE_TOKENIZER_H
