@@ -56,8 +56,9 @@ int exo_chat_format(enum exo_chat_template tmpl, const char *default_system,
                     const struct exo_chat_message *msgs, size_t n, bool add_generation_prompt,
                     struct exo_buf *out);
 
-/* The system prompt a ChatML template injects as a literal "<|im_start|>system\n...<|im_end|>"
- * string, unescaped. *ret_system is owned by the caller (exo_free). EXO_ENOENT when the template
+/* The system prompt a ChatML template (jinja, borrowed) injects as a literal
+ * "<|im_start|>system\n...<|im_end|>" string, unescaped. *ret_system is owned by the caller
+ * (exo_free). EXO_ENOENT when the template
  * injects none (or builds it from variables). */
 int exo_chat_default_system(const char *jinja, size_t len, char **ret_system);
 

@@ -152,6 +152,14 @@ static size_t put_small_utf8(uint32_t cp, uint8_t *out)
     return 2;
 }
 
+size_t exo_tok_bpe_byte_char(uint8_t b, char out[2])
+{
+    uint8_t u[2];
+    size_t n = put_small_utf8(byte_char(b), u);
+    memcpy(out, u, n);
+    return n;
+}
+
 /* ---- setup -------------------------------------------------------------------------------- */
 
 static void *re_malloc(PCRE2_SIZE size, void *data)
@@ -184,7 +192,7 @@ static int compile_regexes(struct exo_tokenizer *t, const char *const *regex, st
         pcre2_code *code = pcre2_compile((PCRE2_SPTR)*regex, PCRE2_ZERO_TERMINATED,
                                          PCRE2_UTF | PCRE2_UCP, &err, &at, cc);
         if (!code) {
-            if (err == PCRE2_ERROR_HEAPLIMIT || err == PCRE2_ERROR_NOMEMORY) {
+            if (err == PCRE2_ERROR_HEAP_FAILED) {
                 rc = EXO_ENOMEM;
             } else {
                 PCRE2_UCHAR msg[120];

@@ -141,7 +141,7 @@ struct exo_tokenizer {
     int32_t spm_byte[256]; /* <0xXX> (or the one-byte token) for byte fallback, -1 = none */
 };
 
-/* A growable array of token ids. */
+/* A growable array of token ids; the caller frees ids with exo_free. */
 struct exo_tok_vec {
     int32_t *ids; /* owned */
     size_t n, cap;
@@ -149,35 +149,42 @@ struct exo_tok_vec {
 
 int exo_tok_vec_push(struct exo_tok_vec *v, int32_t id);
 
+/* Hash of len bytes at data (borrowed). */
 uint64_t exo_tok_hash(uint64_t seed, const void *data, size_t len);
-/* Exact vocabulary text -> id, or -1. */
+/* Exact vocabulary text (borrowed) -> id, or -1. */
 int32_t exo_tok_lookup(const struct exo_tokenizer *t, const char *text, size_t len);
+/* The text of token id, borrowed from t. */
 static inline const char *exo_tok_text(const struct exo_tokenizer *t, int32_t id)
 {
     return t->pool + t->tokens[id].text_off;
 }
 
+/* A map for up to `expected` keys; m is caller storage, its slots owned by it (map_free). */
 int exo_tok_map_init(struct exo_tok_map *m, size_t expected);
 void exo_tok_map_free(struct exo_tok_map *m);
-/* The entry for key, or NULL. */
+/* The entry for key (borrowed from m), or NULL. */
 const struct exo_tok_map_entry *exo_tok_map_get(const struct exo_tok_map *m, uint64_t seed,
                                                 uint64_t key);
-/* Insert unless present; *ret_inserted says which. The map never grows: init sizes it. */
+/* Insert unless present; *ret_inserted says which. The entry is borrowed from m. The map
+ * never grows: init sizes it. */
 struct exo_tok_map_entry *exo_tok_map_put(struct exo_tok_map *m, uint64_t seed, uint64_t key,
                                           bool *ret_inserted);
 
 /* Byte-level BPE (tokenizer-bpe.c). init chooses the pre-tokenizer, compiles its regexes and
- * loads the merges; encode appends the tokens of one text fragment (no special tokens in it). */
+ * loads the merges (spec borrowed); encode appends the tokens of one text fragment (borrowed,
+ * no special tokens in it) to out (borrowed). */
 int exo_tok_bpe_init(struct exo_tokenizer *t, const struct exo_tok_spec *spec,
                      struct exo_diag *diag);
 void exo_tok_bpe_fini(struct exo_tokenizer *t);
 int exo_tok_bpe_encode(const struct exo_tokenizer *t, const char *text, size_t len,
                        struct exo_tok_vec *out);
-/* The byte a byte-level BPE character (one code point) stands for, or -1. */
+/* The byte a byte-level BPE character (one code point) stands for, or -1; and the other way:
+ * the UTF-8 of the character that stands for byte b (1 or 2 bytes written to out). */
 int exo_tok_bpe_char_byte(uint32_t cp);
+size_t exo_tok_bpe_byte_char(uint8_t b, char out[2]);
 
-/* SentencePiece BPE (tokenizer-spm.c): encode one fragment; space_prefix adds the leading
- * space llama.cpp adds at the start and after special tokens. */
+/* SentencePiece BPE (tokenizer-spm.c): encode one fragment (borrowed) onto out (borrowed);
+ * space_prefix adds the leading space llama.cpp adds at the start and after special tokens. */
 int exo_tok_spm_init(struct exo_tokenizer *t, struct exo_diag *diag);
 int exo_tok_spm_encode(const struct exo_tokenizer *t, const char *text, size_t len,
                        bool space_prefix, struct exo_tok_vec *out);
@@ -197,6 +204,8 @@ struct exo_tok_heap {
     size_t n, cap;
 };
 
+/* push copies *c; pop copies the best candidate to *ret. free releases items (h is caller
+ * storage). */
 int exo_tok_heap_push(struct exo_tok_heap *h, const struct exo_tok_cand *c);
 bool exo_tok_heap_pop(struct exo_tok_heap *h, struct exo_tok_cand *ret);
 void exo_tok_heap_free(struct exo_tok_heap *h);

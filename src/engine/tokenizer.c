@@ -258,15 +258,16 @@ static const char *const eog_texts[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static bool text_in(const struct exo_tokenizer *t, int32_t id, const char *const *list, size_t n)
+/* The lowest id among the tokens whose text is in list, or -1. */
+static int32_t first_with_text(const struct exo_tokenizer *t, const char *const *list, size_t n)
 {
-    const struct exo_tok_token *tok = &t->tokens[id];
+    int32_t best = -1;
     for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(list[i]);
-        if (tok->text_len == len && memcmp(t->pool + tok->text_off, list[i], len) == 0)
-            return true;
+        int32_t id = exo_tok_lookup(t, list[i], strlen(list[i]));
+        if (id >= 0 && (best < 0 || id < best))
+            best = id;
     }
-    return false;
+    return best;
 }
 
 /* When metadata leaves special[which] unset, take the first token (by id) whose text is in
@@ -276,12 +277,10 @@ static void detect_special(struct exo_tokenizer *t, enum exo_tok_special which,
 {
     if (t->special[which] >= 0)
         return;
-    for (uint32_t id = 0; id < t->n_tokens; id++) {
-        if (text_in(t, (int32_t)id, list, n)) {
-            t->special[which] = (int32_t)id;
-            t->tokens[id].attr |= EXO_TOK_CONTROL;
-            return;
-        }
+    int32_t id = first_with_text(t, list, n);
+    if (id >= 0) {
+        t->special[which] = id;
+        t->tokens[id].attr |= EXO_TOK_CONTROL;
     }
 }
 
@@ -302,11 +301,13 @@ static void eog_remove(struct exo_tokenizer *t, int32_t id)
     }
 }
 
+/* The token with this text if it is in the end-of-generation set, else -1. */
 static int32_t eog_find_text(const struct exo_tokenizer *t, const char *text)
 {
-    for (uint32_t i = 0; i < t->n_eog; i++)
-        if (text_in(t, t->eog[i], &text, 1))
-            return t->eog[i];
+    int32_t id = exo_tok_lookup(t, text, strlen(text));
+    for (uint32_t i = 0; id >= 0 && i < t->n_eog; i++)
+        if (t->eog[i] == id)
+            return id;
     return -1;
 }
 
@@ -315,7 +316,7 @@ static int32_t eog_find_text(const struct exo_tokenizer *t, const char *text)
  * generation. */
 static int build_eog(struct exo_tokenizer *t)
 {
-    t->eog = exo_malloc(exo_mul_size(t->n_tokens + 6u, sizeof(*t->eog)));
+    t->eog = exo_malloc((COUNT(eog_texts) + 6) * sizeof(*t->eog));
     if (!t->eog)
         return EXO_ENOMEM;
     const enum exo_tok_special first[] = {EXO_TOK_SP_FIM_PAD, EXO_TOK_SP_FIM_REP,
@@ -323,9 +324,10 @@ static int build_eog(struct exo_tokenizer *t)
     for (size_t i = 0; i < COUNT(first); i++)
         if (t->special[first[i]] >= 0)
             t->eog[t->n_eog++] = t->special[first[i]];
-    for (uint32_t id = 0; id < t->n_tokens; id++) {
-        if (text_in(t, (int32_t)id, eog_texts, COUNT(eog_texts))) {
-            t->eog[t->n_eog++] = (int32_t)id;
+    for (size_t i = 0; i < COUNT(eog_texts); i++) {
+        int32_t id = exo_tok_lookup(t, eog_texts[i], strlen(eog_texts[i]));
+        if (id >= 0) {
+            t->eog[t->n_eog++] = id;
             t->tokens[id].attr |= EXO_TOK_CONTROL;
         }
     }
@@ -1085,6 +1087,14 @@ const char *exo_tokenizer_token_text(const struct exo_tokenizer *t, int32_t tok,
         return NULL;
     *ret_len = t->tokens[tok].text_len;
     return exo_tok_text(t, tok);
+}
+
+const char *exo_tokenizer_piece(const struct exo_tokenizer *t, int32_t tok, size_t *ret_len)
+{
+    if (tok < 0 || (uint32_t)tok >= t->n_tokens)
+        return NULL;
+    *ret_len = t->tokens[tok].piece_len;
+    return t->pool + t->tokens[tok].piece_off;
 }
 
 /* ---- detokenizer -------------------------------------------------------------------------- */

@@ -14,7 +14,8 @@
  * differ (only on malformed UTF-8 and broken vocabularies).
  *
  * A tokenizer is immutable after creation: encode and the detokenizer may run on any number of
- * threads at once. It copies what it needs, so the exo_gguf may be closed afterwards.
+ * threads at once. It copies what it needs, so the exo_gguf may be closed afterwards. Pointers
+ * passed to these functions are borrowed for the call unless a comment says otherwise.
  */
 #ifndef EXO_ENGINE_TOKENIZER_H
 #define EXO_ENGINE_TOKENIZER_H
@@ -79,6 +80,11 @@ bool exo_tokenizer_is_eog(const struct exo_tokenizer *t, int32_t tok);
 /* Exact token text (as stored in the vocabulary, e.g. "Ġthe" for byte-level BPE) -> id, or -1.
  * piece is borrowed. */
 int32_t exo_tokenizer_find(const struct exo_tokenizer *t, const char *piece, size_t len);
+
+/* The bytes tok stands for, what the detokenizer emits for it with render_special (llama.cpp's
+ * token_to_piece with special = true): borrowed from t, not NUL-terminated, not necessarily
+ * valid UTF-8 on its own; NULL when tok is out of range. */
+const char *exo_tokenizer_piece(const struct exo_tokenizer *t, int32_t tok, size_t *ret_len);
 
 /* The vocabulary text of tok (borrowed from t, not NUL-terminated), or NULL when out of range. */
 const char *exo_tokenizer_token_text(const struct exo_tokenizer *t, int32_t tok, size_t *ret_len);
