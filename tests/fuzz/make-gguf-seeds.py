@@ -49,11 +49,11 @@ q4_1 = struct.pack("<HH", 0x3C00, 0) + bytes(range(16))
 
 os.makedirs(OUT, exist_ok=True)
 seeds = {
-    "every-type-v3.gguf": gguf(3, every_type, [("w", 0, [8], f32)]),
-    "v2-quant.gguf": gguf(2, every_type[:3], [("a", 8, [32], q8_0), ("b", 3, [32], q4_1)]),
-    "align64.gguf": gguf(3, [kv("general.alignment", 4, struct.pack("<I", 64))],
+    "every-type-v3": gguf(3, every_type, [("w", 0, [8], f32)]),
+    "v2-quant": gguf(2, every_type[:3], [("a", 8, [32], q8_0), ("b", 3, [32], q4_1)]),
+    "align64": gguf(3, [kv("general.alignment", 4, struct.pack("<I", 64))],
                          [("x", 0, [4, 2], f32), ("y", 1, [4], f32[:8])], alignment=64),
-    "meta-only.gguf": gguf(3, every_type[8:10], []),
+    "meta-only": gguf(3, every_type[8:10], []),
 }
 for name, data in seeds.items():
     with open(os.path.join(OUT, name), "wb") as f:
