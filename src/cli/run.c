@@ -225,18 +225,6 @@ static int parse(int argc, char **argv, struct run_options *o)
     return -1;
 }
 
-/* Tokenize a prompt; a template that already starts with BOS does not get a second one. */
-static int tokenize(struct exo_session *s, const char *text, int32_t **tokens, size_t *n)
-{
-    int rc = exo_session_tokenize(s, text, true, tokens, n);
-    const struct exo_tokenizer *t = exo_session_tokenizer(s);
-    int32_t bos = exo_tokenizer_bos(t);
-    if (rc == 0 && *n >= 2 && bos >= 0 && (*tokens)[0] == bos && (*tokens)[1] == bos) {
-        memmove(*tokens, *tokens + 1, (*n - 1) * sizeof(int32_t));
-        (*n)--;
-    }
-    return rc;
-}
 
 static void print_timings(const struct exo_generate_result *r)
 {
@@ -250,13 +238,14 @@ static void print_timings(const struct exo_generate_result *r)
             tg_ms > 0 ? decoded / (tg_ms / 1e3) : 0.0);
 }
 
-/* One generation over `text`; returns 0 or prints the error and returns 1. */
+/* One generation over `text`; returns 0 or prints the error and returns 1. A chat template
+ * writes the model's BOS text itself, so formatted chats are tokenized without adding one. */
 static int generate_once(struct exo_session *s, struct run_options *o, const char *text)
 {
     int32_t *tokens = NULL;
     size_t n = 0;
     struct exo_generate_result r;
-    int rc = tokenize(s, text, &tokens, &n);
+    int rc = exo_session_tokenize(s, text, !o->chat, &tokens, &n);
     if (rc == 0 && n == 0)
         rc = EXO_EINVAL;
     if (rc < 0) {
