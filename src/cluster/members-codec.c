@@ -13,9 +13,9 @@
 #define FLAG_JOIN      1
 #define FLAG_REPLY     2
 
-static uint64_t zigzag(int32_t v)
+static uint32_t zigzag(int32_t v)
 {
-    return ((uint64_t)(uint32_t)v << 1) ^ (uint64_t)(int64_t)(v >> 31);
+    return ((uint32_t)v << 1) ^ (uint32_t)(v >> 31);
 }
 
 static int32_t unzigzag(uint64_t v)

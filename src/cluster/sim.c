@@ -234,6 +234,20 @@ static void message_cb(void *ctx, const uint8_t *from, const uint8_t *data, size
         n->sim->cfg.message_cb(n->sim->cfg.ctx, n->index, from, data, len, broadcast);
 }
 
+static void local_state_cb(void *ctx, bool join, struct exo_buf *out)
+{
+    struct node *n = ctx;
+    if (n->sim->cfg.local_state_cb)
+        n->sim->cfg.local_state_cb(n->sim->cfg.ctx, n->index, join, out);
+}
+
+static void merge_state_cb(void *ctx, bool join, const uint8_t *data, size_t len)
+{
+    struct node *n = ctx;
+    if (n->sim->cfg.merge_state_cb)
+        n->sim->cfg.merge_state_cb(n->sim->cfg.ctx, n->index, join, data, len);
+}
+
 static void deliver(struct exo_sim *sim, struct node *n, struct message *msg)
 {
     if (!n->members || index_of_addr(sim, &msg->from) < 0 ||
@@ -341,7 +355,11 @@ int exo_sim_start(struct exo_sim *sim, size_t node)
     cfg.incarnation = sim->now_us / 1000;
     struct exo_members_io io = {
         .ctx = n, .send_packet_cb = send_packet_cb, .send_stream_cb = send_stream_cb};
-    struct exo_members_delegate dg = {.ctx = n, .event_cb = event_cb, .message_cb = message_cb};
+    struct exo_members_delegate dg = {.ctx = n,
+                                      .event_cb = event_cb,
+                                      .message_cb = message_cb,
+                                      .local_state_cb = local_state_cb,
+                                      .merge_state_cb = merge_state_cb};
     int rc = exo_members_create(&cfg, &io, &dg, sim->now_us, &n->members);
     if (rc < 0)
         return rc;
@@ -396,6 +414,34 @@ void exo_sim_set_group(struct exo_sim *sim, size_t node, int group)
 void exo_sim_set_loss(struct exo_sim *sim, double loss)
 {
     sim->cfg.loss = loss < 0 ? 0 : (loss > 1 ? 1 : loss);
+}
+
+int exo_sim_inject(struct exo_sim *sim, size_t to, size_t from, const uint8_t *data, size_t len,
+                   bool reliable)
+{
+    if (to >= sim->cfg.nodes || from >= sim->cfg.nodes || len > EXO_MEMBERS_STREAM_MAX)
+        return EXO_EINVAL;
+    struct node *src = &sim->nodes[from];
+    size_t wire = len;
+    if (src->seal) {
+        int rc = exo_seal_seal(src->seal, data, len, WALL_EPOCH_MS + sim->now_us / 1000, sim->buf,
+                               sim->buf_cap, &wire);
+        if (rc < 0)
+            return rc;
+        data = sim->buf;
+    }
+    struct message *msg = exo_malloc(sizeof(*msg) + wire);
+    if (!msg)
+        return EXO_ENOMEM;
+    msg->from = src->addr;
+    msg->reliable = reliable;
+    msg->len = wire;
+    memcpy(msg->data, data, wire);
+    int rc = heap_push(
+        sim, (struct event){.at_us = sim->now_us, .kind = EV_DELIVER, .node = to, .msg = msg});
+    if (rc < 0)
+        exo_free(msg);
+    return rc;
 }
 
 void exo_sim_run_until(struct exo_sim *sim, uint64_t t_us)

@@ -39,6 +39,9 @@ struct exo_sim_config {
                      const struct exo_member_info *member, uint64_t now_us);
     void (*message_cb)(void *ctx, size_t node, const uint8_t *from, const uint8_t *data, size_t len,
                        bool broadcast);
+    /* Application state for push-pull exchanges, as in exo_members_delegate; optional. */
+    void (*local_state_cb)(void *ctx, size_t node, bool join, struct exo_buf *out);
+    void (*merge_state_cb)(void *ctx, size_t node, bool join, const uint8_t *data, size_t len);
     void *ctx; /* borrowed */
 };
 
@@ -67,6 +70,11 @@ bool exo_sim_running(const struct exo_sim *sim, size_t node);
 /* Nodes exchange messages only within the same group (all start in group 0). */
 void exo_sim_set_group(struct exo_sim *sim, size_t node, int group);
 void exo_sim_set_loss(struct exo_sim *sim, double loss);
+
+/* Queue data (borrowed, copied) for delivery to node `to` now, as if node `from` had sent it
+ * (sealed with from's keys when sealing): how tests inject hand-made or hostile messages. */
+int exo_sim_inject(struct exo_sim *sim, size_t to, size_t from, const uint8_t *data, size_t len,
+                   bool reliable);
 
 /* Process every event up to and including virtual time t_us. */
 void exo_sim_run_until(struct exo_sim *sim, uint64_t t_us);
