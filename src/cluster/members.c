@@ -81,7 +81,8 @@ struct suspicion {
     uint64_t start_us, deadline_us;
     uint64_t min_ms, max_ms;
     uint32_t k, n;
-    bool verifying;      /* the last-chance probe is out */
+    uint64_t verify_at_us; /* when the last-chance probe goes out (fixed with the deadline) */
+    bool verifying;        /* the last-chance probe is out */
     uint32_t verify_seq; /* its sequence number */
     uint64_t verify_sent_us;
     uint8_t accuser[EXO_MEMBERS_ID_BYTES];
@@ -820,8 +821,18 @@ static void alive_node(struct exo_members *m, const struct exo_members_node *nod
         emit(m, EXO_MEMBERS_EVENT_UPDATE, mem);
 }
 
+/* Set when the suspicion ends, and so when its last-chance probe starts: one (scaled) probe
+ * interval earlier. Both are fixed here, so that a change of the health multiplier later cannot
+ * move the probe time into the past. */
+static void set_deadline(const struct exo_members *m, struct suspicion *s, uint64_t deadline_us)
+{
+    uint64_t lead = m->cfg.verify_suspects ? scaled_us(m, m->cfg.probe_interval_ms) : 0;
+    s->deadline_us = deadline_us;
+    s->verify_at_us = deadline_us > s->start_us + lead ? deadline_us - lead : s->start_us;
+}
+
 /* Count an independent confirmation and shorten the timeout; false if it adds nothing. */
-static bool confirm(struct suspicion *s, const uint8_t *from)
+static bool confirm(const struct exo_members *m, struct suspicion *s, const uint8_t *from)
 {
     if (s->n >= s->k || id_eq(from, s->accuser))
         return false;
@@ -829,8 +840,9 @@ static bool confirm(struct suspicion *s, const uint8_t *from)
         if (id_eq(from, s->confirmers[i]))
             return false;
     memcpy(s->confirmers[s->n++], from, EXO_MEMBERS_ID_BYTES);
-    s->deadline_us =
-        s->start_us + ms(exo_members_suspicion_timeout_ms(s->min_ms, s->max_ms, s->k, s->n));
+    uint64_t timeout = exo_members_suspicion_timeout_ms(s->min_ms, s->max_ms, s->k, s->n);
+    if (!s->verifying)
+        set_deadline(m, s, s->start_us + ms(timeout));
     return true;
 }
 
@@ -847,7 +859,7 @@ static void suspect_node(struct exo_members *m, uint64_t incarnation, const uint
         return;
     }
     if (mem->state == EXO_MEMBER_STATE_SUSPECT) {
-        if (mem->susp && confirm(mem->susp, from)) {
+        if (mem->susp && confirm(m, mem->susp, from)) {
             m->stats.confirmations++;
             enqueue_accusation(m, EXO_MEMBERS_MSG_SUSPECT, mem, incarnation, from);
         }
@@ -873,7 +885,7 @@ static void suspect_node(struct exo_members *m, uint64_t incarnation, const uint
     s->min_ms = exo_members_suspicion_min_ms(m->cfg.suspicion_mult, n, m->cfg.probe_interval_ms);
     s->max_ms = s->min_ms * m->cfg.suspicion_max_mult;
     s->start_us = now_us;
-    s->deadline_us = now_us + ms(k == 0 ? s->min_ms : s->max_ms);
+    set_deadline(m, s, now_us + ms(k == 0 ? s->min_ms : s->max_ms));
     memcpy(s->accuser, from, EXO_MEMBERS_ID_BYTES);
     mem->incarnation = incarnation;
     mem->susp = s;
@@ -1205,8 +1217,9 @@ static void relay_tick(struct exo_members *m, uint64_t now_us)
 static bool verify_step(struct exo_members *m, struct member *mem, uint64_t now_us)
 {
     struct suspicion *s = mem->susp;
-    uint64_t lead = scaled_us(m, m->cfg.probe_interval_ms);
-    if (!s->verifying && now_us + lead >= s->deadline_us) {
+    if (!s->verifying && now_us >= s->verify_at_us) {
+        /* A full interval to answer, even if confirmations brought the deadline closer. */
+        uint64_t lead = scaled_us(m, m->cfg.probe_interval_ms);
         s->verifying = true;
         s->verify_seq = m->next_seq++;
         s->verify_sent_us = now_us;
@@ -1222,7 +1235,8 @@ static bool verify_step(struct exo_members *m, struct member *mem, uint64_t now_
     if (s->verifying && mem->last_ack_us >= s->verify_sent_us) {
         m->stats.verified_alive++;
         s->verifying = false;
-        s->deadline_us = now_us + ms(s->min_ms);
+        s->start_us = now_us;
+        set_deadline(m, s, now_us + ms(s->min_ms));
         return true;
     }
     return false;
@@ -1626,10 +1640,9 @@ uint64_t exo_members_next_deadline(const struct exo_members *m)
     for (size_t i = 0; i < MAX_RELAYS; i++)
         if (m->relays[i].active)
             d = umin(d, m->relays[i].deadline_us);
-    uint64_t lead = m->cfg.verify_suspects ? scaled_us(m, m->cfg.probe_interval_ms) : 0;
     for (size_t i = 0; i < m->n_suspects; i++) {
         const struct suspicion *s = m->suspects[i]->susp;
-        d = umin(d, s->verifying || s->deadline_us < lead ? s->deadline_us : s->deadline_us - lead);
+        d = umin(d, s->verifying ? s->deadline_us : s->verify_at_us);
     }
     d = umin(d, m->next_reap_us);
     if (m->n_seeds && alive_others(m) == 0 && !m->leaving)
