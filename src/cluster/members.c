@@ -1692,8 +1692,10 @@ uint64_t exo_members_tick(struct exo_members *m, uint64_t now_us)
 {
     m->now_us = now_us;
     relay_tick(m, now_us);
-    suspicion_tick(m, now_us);
+    /* Probes before suspicions: a failed probe can confirm a suspicion and bring its deadline
+     * forward to now, which must then be handled in this tick. */
     probe_tick(m, now_us);
+    suspicion_tick(m, now_us);
     if (now_us >= m->next_gossip_us) {
         m->next_gossip_us = now_us + ms(m->cfg.gossip_interval_ms);
         m->last_gossip_us = now_us;
