@@ -11,13 +11,17 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cluster/members-int.h"
 #include "cluster/members.h"
 #include "cluster/sim.h"
+#include "cluster/transport.h"
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "net/seal.h"
 
@@ -1104,6 +1108,195 @@ static void test_members_member_cap(void **state)
     exo_sim_free(sim);
 }
 
+/* ---- the libuv transport on loopback ---- */
+
+static void test_members_parse_hostport(void **state)
+{
+    static const struct {
+        const char *text;
+        int rc;
+        const char *host;
+        uint16_t port;
+    } rows[] = {
+        {"10.0.0.1:7000", 0, "10.0.0.1", 7000},
+        {"10.0.0.1", 0, "10.0.0.1", EXO_MEMBERS_DEFAULT_PORT},
+        {"studio.local:52416", 0, "studio.local", 52416},
+        {"[fe80::1]:9", 0, "fe80::1", 9},
+        {"[::1]", 0, "::1", EXO_MEMBERS_DEFAULT_PORT},
+        {"fe80::1", 0, "fe80::1", EXO_MEMBERS_DEFAULT_PORT},
+        {"host:0", EXO_EINVAL, NULL, 0},
+        {"host:65536", EXO_EINVAL, NULL, 0},
+        {"host:", EXO_EINVAL, NULL, 0},
+        {"host:12x", EXO_EINVAL, NULL, 0},
+        {":80", EXO_EINVAL, NULL, 0},
+        {"[::1", EXO_EINVAL, NULL, 0},
+        {"[::1]x", EXO_EINVAL, NULL, 0},
+        {"", EXO_EINVAL, NULL, 0},
+        {"not a host:port:", EXO_EINVAL, NULL, 0},
+        {"a:b:c", EXO_EINVAL, NULL, 0},
+        {"bad host:80", EXO_EINVAL, NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        char host[64];
+        uint16_t port = 0;
+        int rc = exo_transport_parse_hostport(rows[i].text, host, sizeof(host), &port);
+        if (rc != rows[i].rc)
+            fail_msg("'%s': rc %d", rows[i].text, rc);
+        if (rc == 0) {
+            assert_string_equal(host, rows[i].host);
+            assert_int_equal(port, rows[i].port);
+        }
+    }
+}
+
+struct live {
+    uv_loop_t loop;
+    uv_timer_t poll;
+    struct exo_transport *t[3];
+    struct exo_seal *seal[3];
+    bool (*until)(struct live *);
+    unsigned left_events;
+};
+
+static void live_event(void *ctx, enum exo_members_event ev, const struct exo_member_info *info)
+{
+    struct live *l = ctx;
+    if (ev == EXO_MEMBERS_EVENT_LEFT)
+        l->left_events++;
+}
+
+static void live_poll(uv_timer_t *timer)
+{
+    struct live *l = timer->data;
+    if (l->until(l))
+        uv_stop(&l->loop);
+}
+
+/* Run the loop until the condition holds or `ms` pass (wall clock: these are real sockets). */
+static bool live_run(struct live *l, bool (*until)(struct live *), uint64_t ms)
+{
+    l->until = until;
+    uv_timer_start(&l->poll, live_poll, 10, 10);
+    uint64_t end = exo_clock_ns() / 1000000 + ms;
+    while (!until(l) && exo_clock_ns() / 1000000 < end)
+        uv_run(&l->loop, UV_RUN_ONCE);
+    uv_timer_stop(&l->poll);
+    return until(l);
+}
+
+static int live_start(struct live *l, int i, const char *cluster, const uint8_t *key)
+{
+    struct exo_seal_config sc = {.cluster = cluster};
+    assert_int_equal(exo_seal_create(&sc, &l->seal[i]), 0);
+    if (key)
+        assert_int_equal(
+            exo_seal_set_keys(l->seal[i], (const uint8_t(*)[EXO_SEAL_KEY_BYTES])key, 1), 0);
+    struct exo_transport_config tc = {
+        .bind_v4 = "127.0.0.1", .bind_v6 = "", .ephemeral = true, .seal = l->seal[i]};
+    struct exo_members_config mc;
+    exo_members_config_init(&mc);
+    make_id(mc.id, (uint8_t)(i + 1));
+    snprintf(mc.name, sizeof(mc.name), "live-%d", i);
+    mc.seed = (uint64_t)i;
+    struct exo_members_delegate dg = {.ctx = l, .event_cb = live_event};
+    int rc = EXO_EBUSY;
+    for (int tries = 0; tries < 8 && rc == EXO_EBUSY; tries++) {
+        rc = exo_transport_create(&l->loop, &tc, &mc, &dg, &l->t[i]);
+        if (rc < 0)
+            uv_run(&l->loop, UV_RUN_NOWAIT); /* let a failed attempt's handles close */
+    }
+    return rc;
+}
+
+static bool both_see_two(struct live *l)
+{
+    return exo_members_count(exo_transport_members(l->t[0]), LIVE) == 2 &&
+           exo_members_count(exo_transport_members(l->t[1]), LIVE) == 2;
+}
+
+static bool drops_seen(struct live *l)
+{
+    struct exo_seal_stats st;
+    struct exo_transport_stats ts;
+    exo_seal_get_stats(l->seal[0], &st);
+    exo_transport_get_stats(l->t[0], &ts);
+    return st.dropped[EXO_SEAL_DROP_BAD_MAGIC] >= 1 && ts.frames_too_big >= 1 &&
+           st.dropped[EXO_SEAL_DROP_UNKNOWN_KEY] >= 1;
+}
+
+static bool left_seen(struct live *l)
+{
+    return l->left_events >= 1;
+}
+
+static bool nothing_left(struct live *l)
+{
+    return false;
+}
+
+static void test_members_transport_loopback(void **state)
+{
+    struct live *l = exo_calloc(1, sizeof(*l));
+    assert_int_equal(uv_loop_init(&l->loop), 0);
+    uv_timer_init(&l->loop, &l->poll);
+    l->poll.data = l;
+    assert_int_equal(live_start(l, 0, "live", NULL), 0);
+    assert_int_equal(live_start(l, 1, "live", NULL), 0);
+    struct exo_members_addr a0;
+    exo_transport_local_addr(l->t[0], &a0);
+    assert_int_equal(a0.family, EXO_MEMBERS_FAMILY_IPV4);
+    char seed[64];
+    snprintf(seed, sizeof(seed), "127.0.0.1:%u", a0.port);
+    const char *seeds[] = {seed, "not a host:port:"};
+    assert_int_equal(exo_transport_join(l->t[1], seeds, 2), EXO_EINVAL); /* the second */
+    assert_true(live_run(l, both_see_two, 5000));
+
+    /* Hostile bytes: a datagram that is not sealed, a TCP frame claiming 4 GiB, and a node with
+     * another key. Each is refused and counted; none disturbs the cluster. */
+    uint8_t other_key[EXO_SEAL_KEY_BYTES];
+    memset(other_key, 7, sizeof(other_key));
+    assert_int_equal(live_start(l, 2, "live", other_key), 0);
+    struct exo_members_addr a0_list[1] = {a0};
+    assert_int_equal(exo_transport_join_addrs(l->t[2], a0_list, 1), 0);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(a0.port)};
+    memcpy(&sin.sin_addr, a0.ip, 4);
+    uint8_t garbage[100];
+    memset(garbage, 'g', sizeof(garbage)); /* long enough to be judged by its magic */
+    assert_int_equal(sendto(fd, garbage, sizeof(garbage), 0, (struct sockaddr *)&sin, sizeof(sin)),
+                     (ssize_t)sizeof(garbage));
+    close(fd);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    const uint8_t huge_frame[8] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4};
+    assert_int_equal(write(fd, huge_frame, sizeof(huge_frame)), 8);
+    assert_true(live_run(l, drops_seen, 5000));
+    close(fd);
+    assert_int_equal(exo_members_count(exo_transport_members(l->t[0]), ~0u), 2);
+    assert_int_equal(exo_members_count(exo_transport_members(l->t[2]), ~0u), 1);
+
+    /* RTTs are measured on real sockets too. */
+    live_run(l, nothing_left, 1500);
+    uint8_t id1[EXO_MEMBERS_ID_BYTES];
+    make_id(id1, 2);
+    struct exo_member_info info;
+    assert_int_equal(exo_members_get(exo_transport_members(l->t[0]), id1, &info), 0);
+    assert_true(info.rtt_us > 0);
+
+    /* A graceful leave is heard as such. */
+    assert_int_equal(exo_transport_leave(l->t[1]), 0);
+    assert_true(live_run(l, left_seen, 3000));
+    for (int i = 0; i < 3; i++)
+        exo_transport_close(l->t[i]);
+    uv_close((uv_handle_t *)&l->poll, NULL);
+    uv_run(&l->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&l->loop), 0); /* every handle was closed */
+    for (int i = 0; i < 3; i++)
+        exo_seal_free(l->seal[i]);
+    exo_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1130,6 +1323,8 @@ int main(void)
         cmocka_unit_test(test_members_restart_rejoins),
         cmocka_unit_test(test_members_rtt_measured),
         cmocka_unit_test(test_members_member_cap),
+        cmocka_unit_test(test_members_parse_hostport),
+        cmocka_unit_test(test_members_transport_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
