@@ -462,6 +462,14 @@ static struct member *add_member(struct exo_members *m, const struct exo_members
     return mem;
 }
 
+static void free_member(struct member *mem)
+{
+    exo_free(mem->susp);
+    exo_free((void *)mem->meta.blob);
+    exo_free(mem);
+}
+
+/* Take mem out of every index (list, hash, suspects, queue) and free it. */
 static void remove_member(struct exo_members *m, struct member *mem)
 {
     size_t i = 0;
@@ -473,15 +481,7 @@ static void remove_member(struct exo_members *m, struct member *mem)
     if (mem->bcast)
         bcast_free(m, mem->bcast);
     m->counts[mem->state]--;
-    exo_free((void *)mem->meta.blob);
-    exo_free(mem);
-}
-
-static void free_member(struct member *mem)
-{
-    exo_free(mem->susp);
-    exo_free((void *)mem->meta.blob);
-    exo_free(mem);
+    free_member(mem);
 }
 
 static size_t alive_others(const struct exo_members *m)

@@ -157,6 +157,32 @@ static uint64_t stream_delay(struct exo_sim *sim)
     return delay;
 }
 
+/* Seal data (when the sender seals) and queue it for delivery to node dst at at_us. */
+static int queue_message(struct exo_sim *sim, const struct node *src, size_t dst,
+                         const uint8_t *data, size_t len, bool reliable, uint64_t at_us)
+{
+    size_t wire = len;
+    if (src->seal) {
+        int rc = exo_seal_seal(src->seal, data, len, WALL_EPOCH_MS + sim->now_us / 1000, sim->buf,
+                               sim->buf_cap, &wire);
+        if (rc < 0)
+            return rc;
+        data = sim->buf;
+    }
+    struct message *msg = exo_malloc(sizeof(*msg) + wire);
+    if (!msg)
+        return EXO_ENOMEM;
+    msg->from = src->addr;
+    msg->reliable = reliable;
+    msg->len = wire;
+    memcpy(msg->data, data, wire);
+    int rc =
+        heap_push(sim, (struct event){.at_us = at_us, .kind = EV_DELIVER, .node = dst, .msg = msg});
+    if (rc < 0)
+        exo_free(msg);
+    return rc;
+}
+
 static void send_msg(struct node *n, const struct exo_members_addr *to, const uint8_t *data,
                      size_t len, bool reliable)
 {
@@ -178,33 +204,14 @@ static void send_msg(struct node *n, const struct exo_members_addr *to, const ui
         sim->stats.lost++;
         return;
     }
-    const uint8_t *payload = data;
-    if (n->seal) {
-        if (exo_seal_seal(n->seal, data, len, WALL_EPOCH_MS + sim->now_us / 1000, sim->buf,
-                          sim->buf_cap, &wire) < 0)
-            return;
-        payload = sim->buf;
-    }
-    struct message *msg = exo_malloc(sizeof(*msg) + wire);
-    if (!msg)
-        return;
-    msg->from = n->addr;
-    msg->reliable = reliable;
-    msg->len = n->seal ? wire : len;
-    memcpy(msg->data, payload, msg->len);
     uint64_t delay = reliable ? stream_delay(sim) : sim->cfg.latency_us;
     if (delay == UINT64_MAX) {
-        exo_free(msg);
         sim->stats.blocked++;
         return;
     }
     if (sim->cfg.jitter_us)
         delay += exo_rng_below(&sim->rng, sim->cfg.jitter_us + 1);
-    if (heap_push(sim, (struct event){.at_us = sim->now_us + delay,
-                                      .kind = EV_DELIVER,
-                                      .node = (size_t)dst,
-                                      .msg = msg}) < 0)
-        exo_free(msg);
+    queue_message(sim, n, (size_t)dst, data, len, reliable, sim->now_us + delay);
 }
 
 static void send_packet_cb(void *ctx, const struct exo_members_addr *to, const uint8_t *data,
@@ -421,27 +428,7 @@ int exo_sim_inject(struct exo_sim *sim, size_t to, size_t from, const uint8_t *d
 {
     if (to >= sim->cfg.nodes || from >= sim->cfg.nodes || len > EXO_MEMBERS_STREAM_MAX)
         return EXO_EINVAL;
-    struct node *src = &sim->nodes[from];
-    size_t wire = len;
-    if (src->seal) {
-        int rc = exo_seal_seal(src->seal, data, len, WALL_EPOCH_MS + sim->now_us / 1000, sim->buf,
-                               sim->buf_cap, &wire);
-        if (rc < 0)
-            return rc;
-        data = sim->buf;
-    }
-    struct message *msg = exo_malloc(sizeof(*msg) + wire);
-    if (!msg)
-        return EXO_ENOMEM;
-    msg->from = src->addr;
-    msg->reliable = reliable;
-    msg->len = wire;
-    memcpy(msg->data, data, wire);
-    int rc = heap_push(
-        sim, (struct event){.at_us = sim->now_us, .kind = EV_DELIVER, .node = to, .msg = msg});
-    if (rc < 0)
-        exo_free(msg);
-    return rc;
+    return queue_message(sim, &sim->nodes[from], to, data, len, reliable, sim->now_us);
 }
 
 void exo_sim_run_until(struct exo_sim *sim, uint64_t t_us)
