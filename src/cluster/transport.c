@@ -100,25 +100,28 @@ static void addr_to_sockaddr(const struct exo_members_addr *a, struct sockaddr_s
 static bool sockaddr_to_addr(const struct sockaddr *sa, struct exo_members_addr *a)
 {
     memset(a, 0, sizeof(*a));
+    /* Copies rather than casts: a struct sockaddr * need not be aligned for the wider types. */
     if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        struct sockaddr_in s4;
+        memcpy(&s4, sa, sizeof(s4));
         a->family = EXO_MEMBERS_FAMILY_IPV4;
-        memcpy(a->ip, &s4->sin_addr, 4);
-        a->port = ntohs(s4->sin_port);
+        memcpy(a->ip, &s4.sin_addr, 4);
+        a->port = ntohs(s4.sin_port);
         return true;
     }
     if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        struct sockaddr_in6 s6;
+        memcpy(&s6, sa, sizeof(s6));
         /* An IPv4-mapped address is the IPv4 peer it stands for. */
         static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(&s6->sin6_addr, mapped, 12) == 0) {
+        if (memcmp(&s6.sin6_addr, mapped, 12) == 0) {
             a->family = EXO_MEMBERS_FAMILY_IPV4;
-            memcpy(a->ip, (const uint8_t *)&s6->sin6_addr + 12, 4);
+            memcpy(a->ip, (const uint8_t *)&s6.sin6_addr + 12, 4);
         } else {
             a->family = EXO_MEMBERS_FAMILY_IPV6;
-            memcpy(a->ip, &s6->sin6_addr, 16);
+            memcpy(a->ip, &s6.sin6_addr, 16);
         }
-        a->port = ntohs(s6->sin6_port);
+        a->port = ntohs(s6.sin6_port);
         return true;
     }
     return false;
@@ -724,7 +727,7 @@ int exo_transport_parse_hostport(const char *text, char *host, size_t host_len, 
         if (uv_inet_pton(AF_INET6, host, ip6) != 0)
             return EXO_EINVAL;
     } else if (host[strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                  "0123456789.-_")] != '\0') {
+                                 "0123456789.-_")] != '\0') {
         return EXO_EINVAL;
     }
     *port = EXO_MEMBERS_DEFAULT_PORT;
