@@ -45,6 +45,7 @@ struct conn {
 
 struct resolve {
     struct exo_transport *t;
+    struct resolve *prev, *next;
     uv_getaddrinfo_t req;
     uint16_t port;
 };
@@ -66,6 +67,7 @@ struct exo_transport {
     bool closing;
     int refs; /* open handles, connections' handles and lookups in flight, plus one */
     struct conn *conns;
+    struct resolve *resolves; /* lookups in flight, cancelled on close */
     size_t inbound, outbound, udp_queued;
     struct exo_members_addr local;
     uint8_t *udp_rbuf; /* [UDP_BUF] received datagrams */
@@ -694,6 +696,12 @@ static void join_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *re
         exo_log(EXO_LOG_WARN, "gossip", "cannot resolve a join address: %s", uv_strerror(status));
     }
     uv_freeaddrinfo(res);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        t->resolves = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
     exo_free(r);
     unref(t);
 }
@@ -771,6 +779,10 @@ int exo_transport_join(struct exo_transport *t, const char *const *hostports, si
             result = exo_error_from_errno(rc);
             continue;
         }
+        r->next = t->resolves;
+        if (t->resolves)
+            t->resolves->prev = r;
+        t->resolves = r;
         t->refs++;
     }
     return result;
@@ -824,5 +836,8 @@ void exo_transport_close(struct exo_transport *t)
     }
     while (t->conns)
         conn_close(t->conns);
+    /* A lookup not yet started is cancelled; one under way completes and is ignored. */
+    for (struct resolve *r = t->resolves; r; r = r->next)
+        uv_cancel((uv_req_t *)&r->req);
     unref(t);
 }
