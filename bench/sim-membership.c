@@ -12,7 +12,8 @@
  *   - false positives: with loss% of datagrams dropped for `duration` seconds and no failures,
  *     the number of times a live node was declared dead (and suspected);
  *   - load: datagrams, and bytes as sealed on the wire (datagrams, and streams for push-pull),
- *     sent per node per second at rest, over 120 s once the formation's news has drained.
+ *     sent per node per second at rest, over two push-pull periods (at least 120 s) once the
+ *     news of the formation has drained.
  *
  * The baseline row runs memberlist's LAN configuration in the same simulator; the exo rows run
  * our defaults. Figures are virtual time, so they do not depend on the machine's load.
@@ -266,10 +267,15 @@ static int run_size(const struct options *o, size_t n, bool baseline, struct row
     row->converge_s = conv == UINT64_MAX ? NAN : (double)conv / 1e6;
     /* Steady state: once the news of the formation has been sent its last time everywhere. */
     row->drain_s = (double)run_until_drained(sim, n, 300 * S) / 1e6;
-    /* Long enough to average the push-pulls, which come every 30 s or more per node. */
+    /* Two push-pull periods (at least 120 s), so that every node's exchanges are counted
+     * whatever their phase. */
     struct exo_sim_stats a, b;
     exo_sim_get_stats(sim, &a);
-    uint64_t window = 120 * S;
+    struct exo_members_config mc;
+    configure(&mc, baseline, o);
+    uint64_t window = 2 * exo_members_push_pull_ms(mc.push_pull_ms, n) * 1000;
+    if (window < 120 * S)
+        window = 120 * S;
     exo_sim_run_until(sim, exo_sim_now(sim) + window);
     exo_sim_get_stats(sim, &b);
     double node_s = (double)n * (double)window / 1e6;

@@ -66,8 +66,7 @@ uint32_t exo_members_retransmit_limit(uint32_t mult, size_t n)
     return mult * (uint32_t)ceil(log10((double)n + 1.0));
 }
 
-/* memberlist's push-pull scaling: one more interval per doubling beyond 32 members. */
-static uint64_t push_pull_interval_ms(uint32_t base_ms, size_t n)
+uint64_t exo_members_push_pull_ms(uint32_t base_ms, size_t n)
 {
     if (n <= 32)
         return base_ms;
@@ -83,7 +82,7 @@ struct suspicion {
     uint32_t k, n;
     uint64_t verify_at_us; /* when the last-chance probe goes out (fixed with the deadline) */
     bool verifying;        /* the last-chance probe is out */
-    uint32_t verify_seq; /* its sequence number */
+    uint32_t verify_seq;   /* its sequence number */
     uint64_t verify_sent_us;
     uint8_t accuser[EXO_MEMBERS_ID_BYTES];
     uint8_t confirmers[MAX_CONFIRM][EXO_MEMBERS_ID_BYTES];
@@ -1710,7 +1709,7 @@ uint64_t exo_members_tick(struct exo_members *m, uint64_t now_us)
         gossip(m, now_us);
     }
     if (m->cfg.push_pull_ms && now_us >= m->next_push_pull_us) {
-        m->next_push_pull_us = now_us + ms(push_pull_interval_ms(m->cfg.push_pull_ms, m->n));
+        m->next_push_pull_us = now_us + ms(exo_members_push_pull_ms(m->cfg.push_pull_ms, m->n));
         struct member *peer;
         if (m->resync_pending && !m->leaving)
             send_push_pull(m, &m->resync_addr, false, false);

@@ -263,6 +263,8 @@ uint64_t exo_members_suspicion_min_ms(uint32_t mult, size_t n, uint32_t interval
 uint64_t exo_members_suspicion_timeout_ms(uint64_t min_ms, uint64_t max_ms, uint32_t k, uint32_t c);
 /* How many times each broadcast is sent: mult * ceil(log10(n + 1)). */
 uint32_t exo_members_retransmit_limit(uint32_t mult, size_t n);
+/* Push-pull period: base up to 32 members, then one more base per doubling (memberlist's). */
+uint64_t exo_members_push_pull_ms(uint32_t base_ms, size_t n);
 
 /* "1.2.3.4:52416" or "[fe80::1]:52416" into buf (borrowed). */
 void exo_members_addr_format(const struct exo_members_addr *addr, char *buf, size_t len);

@@ -90,6 +90,21 @@ static void test_members_retransmit_table(void **state)
     }
 }
 
+static void test_members_push_pull_table(void **state)
+{
+    static const struct {
+        size_t n;
+        uint64_t want_ms;
+    } rows[] = {{1, 30000},  {32, 30000},   {33, 60000},    {64, 60000},
+                {65, 90000}, {256, 120000}, {1024, 180000}, {4096, 240000}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        uint64_t got = exo_members_push_pull_ms(30000, rows[i].n);
+        if (got != rows[i].want_ms)
+            fail_msg("n %zu: got %llu want %llu", rows[i].n, (unsigned long long)got,
+                     (unsigned long long)rows[i].want_ms);
+    }
+}
+
 /* ---- codec ---- */
 
 static struct exo_members_addr v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port)
@@ -1303,6 +1318,7 @@ int main(void)
         cmocka_unit_test(test_members_suspicion_min_table),
         cmocka_unit_test(test_members_suspicion_timeout_table),
         cmocka_unit_test(test_members_retransmit_table),
+        cmocka_unit_test(test_members_push_pull_table),
         cmocka_unit_test(test_members_codec_roundtrip),
         cmocka_unit_test(test_members_codec_push_pull),
         cmocka_unit_test(test_members_codec_hostile),
