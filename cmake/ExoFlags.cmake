@@ -18,11 +18,6 @@ if(EXO_SANITIZE)
     add_link_options(-fsanitize=${EXO_SANITIZE})
 endif()
 
-# libFuzzer steers by coverage, so the libraries under test need its instrumentation too; the
-# fuzz targets add -fsanitize=fuzzer themselves (tests/CMakeLists.txt).
-if(EXO_BUILD_FUZZ)
-    add_compile_options(-fsanitize=fuzzer-no-link)
-endif()
 
 # Per-ISA kernel files get their instruction sets here and nowhere else; which one runs is chosen
 # at run time from the CPU's features, so the binary still runs on older CPUs.
