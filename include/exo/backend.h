@@ -175,6 +175,10 @@ struct exo_backend_i {
     int (*softmax)(struct exo_backend *be, struct exo_tensor *x);
     /* dst = src with type conversion (f32 -> f32/f16/bf16); same shape. */
     int (*copy)(struct exo_backend *be, struct exo_tensor *dst, const struct exo_tensor *src);
+    /* (optional) n <= 4 products sharing one input, dst[i] = x times the transpose of w[i]: the
+     * same as n mul_mat calls, in one pass that prepares x once (Q/K/V, FFN gate/up). */
+    int (*mul_mat_multi)(struct exo_backend *be, int n, struct exo_tensor *const *dst,
+                         const struct exo_tensor *const *w, const struct exo_tensor *x);
 };
 
 struct exo_backend {

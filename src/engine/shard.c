@@ -24,6 +24,7 @@
 #include "engine/shard.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -363,6 +364,22 @@ uint64_t exo_shard_buffer_bytes(const struct exo_shard *s)
     return s->buffer_bytes;
 }
 
+/* Products sharing one input, in one backend call when the backend can. */
+static int mul_mats(struct exo_shard *s, int n, struct exo_tensor *const *dst,
+                    const struct exo_tensor *const *w, const struct exo_tensor *x)
+{
+    const struct exo_backend_i *f = s->be->iface;
+    if (f->struct_size >= offsetof(struct exo_backend_i, mul_mat_multi) + sizeof(void *) &&
+        f->mul_mat_multi)
+        return f->mul_mat_multi(s->be, n, dst, w, x);
+    for (int i = 0; i < n; i++) {
+        int rc = f->mul_mat(s->be, dst[i], w[i], x);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* Sum a partial result across a tensor-parallel group (no-op for a whole shard). */
 static int reduce(struct exo_shard *s, struct exo_tensor *t)
 {
@@ -384,10 +401,12 @@ static int forward_layer(struct exo_shard *s, struct shard_layer *sl, int32_t n,
     float eps = s->m->hp.norm_eps;
     int rc;
 
+    struct exo_tensor *qkv[3] = {&q, &k, &v}, *gu[2] = {&g, &u};
+    const struct exo_tensor *wqkv[3] = {&sl->wq, &sl->wk, &sl->wv};
+    const struct exo_tensor *wgu[2] = {&sl->w_gate, &sl->w_up};
+
     if ((rc = f->rms_norm(be, &xn, &x, &sl->attn_norm, eps)) < 0 ||
-        (rc = f->mul_mat(be, &q, &sl->wq, &xn)) < 0 ||
-        (rc = f->mul_mat(be, &k, &sl->wk, &xn)) < 0 ||
-        (rc = f->mul_mat(be, &v, &sl->wv, &xn)) < 0)
+        (rc = mul_mats(s, 3, qkv, wqkv, &xn)) < 0)
         return rc;
     if (s->has_bias && ((rc = f->add(be, &q, &q, &sl->bq)) < 0 ||
                         (rc = f->add(be, &k, &k, &sl->bk)) < 0 ||
@@ -402,9 +421,7 @@ static int forward_layer(struct exo_shard *s, struct shard_layer *sl, int32_t n,
         return rc;
 
     if ((rc = f->rms_norm(be, &xn, &x, &sl->ffn_norm, eps)) < 0 ||
-        (rc = f->mul_mat(be, &g, &sl->w_gate, &xn)) < 0 ||
-        (rc = f->mul_mat(be, &u, &sl->w_up, &xn)) < 0 ||
-        (rc = f->swiglu(be, &g, &g, &u)) < 0 || (rc = f->mul_mat(be, &o, &sl->w_down, &g)) < 0 ||
+        (rc = mul_mats(s, 2, gu, wgu, &xn)) < 0 || (rc = f->swiglu(be, &g, &g, &u)) < 0 || (rc = f->mul_mat(be, &o, &sl->w_down, &g)) < 0 ||
         (rc = reduce(s, &o)) < 0 || (rc = f->add(be, &x, &x, &o)) < 0)
         return rc;
     return 0;

@@ -116,36 +116,54 @@ static int cpu_synchronize(struct exo_backend *be)
 
 /* ---- matrix product ---------------------------------------------------------------------- */
 
-struct mul_mat_job {
-    struct cpu_backend *cpu;
-    const struct exo_cpu_kernels *kw;  /* kernels of the weight type */
-    const struct exo_cpu_kernels *kx;  /* quantizer of the activations, NULL when f32 */
+#define MAX_PRODUCTS 4
+
+/* One weight matrix of a (possibly multi-) product, and its share of the chunk numbering. */
+struct product {
+    const struct exo_cpu_kernels *kw; /* kernels of the weight type */
     struct exo_tensor *dst;
     const struct exo_tensor *w;
-    const struct exo_tensor *x;
-    const uint8_t *xq; /* activations in the weights' vec_dot_type */
+    const uint8_t *xq;                /* the activations in kw's vec_dot_type */
     size_t xq_stride;
-    int64_t k;         /* length of every dot product */
-    int64_t rows, cols; /* output rows (weights) and columns (tokens) */
-    int64_t chunk_rows, chunk_cols, n_chunks_r, n_chunks;
+    int64_t rows, chunk_rows, n_chunks_r;
+    int64_t first_chunk, n_chunks;
+};
+
+/* The input quantized into one activation format (products of several weight types need
+ * several formats; each is made once). */
+struct quantized {
+    const struct exo_cpu_kernels *kx; /* NULL: f32, used in place */
+    uint8_t *data;
+    size_t stride;
+};
+
+struct mul_mat_job {
+    struct cpu_backend *cpu;
+    const struct exo_tensor *x;
+    int64_t k, cols, chunk_cols, n_chunks;
+    struct product p[MAX_PRODUCTS];
+    int n_products;
+    struct quantized q[MAX_PRODUCTS];
+    int n_quantized;
+    bool quantize_in_task; /* batches quantize in parallel; one token on the caller */
     _Atomic int64_t next_chunk;
 };
 
-static void mul_mat_chunk(struct mul_mat_job *j, int64_t chunk)
+static void mul_mat_chunk(const struct mul_mat_job *j, const struct product *p, int64_t chunk)
 {
-    int64_t r0 = (chunk % j->n_chunks_r) * j->chunk_rows;
-    int64_t c0 = (chunk / j->n_chunks_r) * j->chunk_cols;
-    int64_t r1 = r0 + j->chunk_rows < j->rows ? r0 + j->chunk_rows : j->rows;
+    int64_t r0 = (chunk % p->n_chunks_r) * p->chunk_rows;
+    int64_t c0 = (chunk / p->n_chunks_r) * j->chunk_cols;
+    int64_t r1 = r0 + p->chunk_rows < p->rows ? r0 + p->chunk_rows : p->rows;
     int64_t c1 = c0 + j->chunk_cols < j->cols ? c0 + j->chunk_cols : j->cols;
-    const struct exo_cpu_kernels *kw = j->kw;
-    const uint8_t *wdata = j->w->data;
-    size_t ldw = j->w->nb[1];
-    size_t lds = j->dst->nb[1] / sizeof(float);
+    const struct exo_cpu_kernels *kw = p->kw;
+    const uint8_t *wdata = p->w->data;
+    size_t ldw = p->w->nb[1];
+    size_t lds = p->dst->nb[1] / sizeof(float);
 
     if (!kw->gemm) {
         for (int64_t c = c0; c < c1; c++) {
-            float *out = row_f32(j->dst, c);
-            const uint8_t *xc = j->xq + (size_t)c * j->xq_stride;
+            float *out = row_f32(p->dst, c);
+            const uint8_t *xc = p->xq + (size_t)c * p->xq_stride;
             for (int64_t r = r0; r < r1; r++)
                 kw->vec_dot(j->k, &out[r], wdata + (size_t)r * ldw, xc);
         }
@@ -153,81 +171,138 @@ static void mul_mat_chunk(struct mul_mat_job *j, int64_t chunk)
     }
     for (int64_t c = c0; c < c1; c += kw->tile_cols) {
         int nc = (int)(c1 - c < kw->tile_cols ? c1 - c : kw->tile_cols);
-        float *out = row_f32(j->dst, c);
-        const uint8_t *xc = j->xq + (size_t)c * j->xq_stride;
+        float *out = row_f32(p->dst, c);
+        const uint8_t *xc = p->xq + (size_t)c * p->xq_stride;
         for (int64_t r = r0; r < r1; r += kw->tile_rows) {
             int nr = (int)(r1 - r < kw->tile_rows ? r1 - r : kw->tile_rows);
-            kw->gemm(j->k, nr, nc, out + r, lds, wdata + (size_t)r * ldw, ldw, xc,
-                     j->xq_stride);
+            kw->gemm(j->k, nr, nc, out + r, lds, wdata + (size_t)r * ldw, ldw, xc, p->xq_stride);
         }
+    }
+}
+
+static void quantize_rows(const struct mul_mat_job *j, int ith, int nth)
+{
+    for (int i = 0; i < j->n_quantized; i++) {
+        const struct quantized *q = &j->q[i];
+        if (!q->kx)
+            continue;
+        for (int64_t c = ith; c < j->cols; c += nth)
+            q->kx->from_float(row_f32(j->x, c), q->data + (size_t)c * q->stride, j->k);
     }
 }
 
 static void mul_mat_task(void *arg, int ith, int nth)
 {
     struct mul_mat_job *j = arg;
-    if (j->kx) {
-        /* Quantize the activations, one token row per thread in turn. */
-        for (int64_t c = ith; c < j->cols; c += nth)
-            j->kx->from_float(row_f32(j->x, c), (uint8_t *)j->xq + (size_t)c * j->xq_stride,
-                              j->k);
+    if (j->quantize_in_task) {
+        quantize_rows(j, ith, nth);
         if (nth > 1)
             exo_threadpool_barrier(j->cpu->pool);
     }
     int64_t chunk;
+    int part = 0;
     while ((chunk = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed)) <
-           j->n_chunks)
-        mul_mat_chunk(j, chunk);
+           j->n_chunks) {
+        while (chunk >= j->p[part].first_chunk + j->p[part].n_chunks)
+            part++;
+        mul_mat_chunk(j, &j->p[part], chunk - j->p[part].first_chunk);
+    }
+}
+
+/* Find or add the quantized form of x that kernels kw take; its data is placed later. */
+static struct quantized *quantized_for(struct mul_mat_job *j, const struct exo_cpu_kernels *kw)
+{
+    const struct exo_cpu_kernels *kx =
+        kw->vec_dot_type == EXO_DTYPE_F32 ? NULL : exo_cpu_kernels(kw->vec_dot_type);
+    for (int i = 0; i < j->n_quantized; i++)
+        if (j->q[i].kx == kx)
+            return &j->q[i];
+    struct quantized *q = &j->q[j->n_quantized++];
+    q->kx = kx;
+    q->stride = kx ? exo_dtype_row_bytes(kw->vec_dot_type, (uint64_t)j->k) : j->x->nb[1];
+    return q;
+}
+
+static int cpu_mul_mat_multi(struct exo_backend *be, int n, struct exo_tensor *const *dst,
+                             const struct exo_tensor *const *w, const struct exo_tensor *x)
+{
+    struct cpu_backend *cpu = cpu_of(be);
+    if (n < 1 || n > MAX_PRODUCTS || x->type != EXO_DTYPE_F32)
+        return n < 1 || n > MAX_PRODUCTS ? EXO_EINVAL : EXO_EUNSUPPORTED;
+    struct mul_mat_job j = {.cpu = cpu, .x = x, .k = x->ne[0], .cols = x->ne[1], .n_products = n};
+    struct quantized *which[MAX_PRODUCTS];
+    for (int i = 0; i < n; i++) {
+        const struct exo_cpu_kernels *kw = exo_cpu_kernels(w[i]->type);
+        if (!kw || !kw->vec_dot || dst[i]->type != EXO_DTYPE_F32)
+            return EXO_EUNSUPPORTED;
+        if (w[i]->ne[0] != j.k || dst[i]->ne[0] != w[i]->ne[1] || dst[i]->ne[1] != j.cols)
+            return EXO_EINVAL;
+        if (kw->vec_dot_type != EXO_DTYPE_F32 && !exo_cpu_kernels(kw->vec_dot_type))
+            return EXO_EUNSUPPORTED;
+        j.p[i] = (struct product){.kw = kw, .dst = dst[i], .w = w[i], .rows = w[i]->ne[1]};
+        which[i] = quantized_for(&j, kw);
+    }
+
+    /* Lay the quantized inputs out one after another in the scratch buffer. */
+    size_t need = 0;
+    for (int i = 0; i < j.n_quantized; i++)
+        if (j.q[i].kx)
+            need += (j.q[i].stride * (size_t)j.cols + 63) / 64 * 64;
+    int rc = reserve_scratch(cpu, need);
+    if (rc < 0)
+        return rc;
+    size_t off = 0;
+    for (int i = 0; i < j.n_quantized; i++) {
+        if (!j.q[i].kx) {
+            j.q[i].data = x->data;
+            continue;
+        }
+        j.q[i].data = cpu->scratch + off;
+        off += (j.q[i].stride * (size_t)j.cols + 63) / 64 * 64;
+    }
+
+    /* Chunks: for one token, slices of rows, about four per thread over all the products so a
+     * slow thread can be helped; for a batch, blocks of rows x tokens sized to keep both
+     * operands in cache. */
+    int nth = cpu->n_threads;
+    int64_t total_rows = 0;
+    int tc = 1;
+    for (int i = 0; i < n; i++) {
+        total_rows += j.p[i].rows;
+        if (j.p[i].kw->gemm && j.p[i].kw->tile_cols > tc)
+            tc = j.p[i].kw->tile_cols;
+    }
+    j.chunk_cols = j.cols == 1 ? 1 : 16 * tc;
+    int64_t col_blocks = (j.cols + j.chunk_cols - 1) / j.chunk_cols;
+    for (int i = 0; i < n; i++) {
+        struct product *p = &j.p[i];
+        int tr = p->kw->gemm ? p->kw->tile_rows : 1;
+        if (j.cols == 1) {
+            int64_t per = (total_rows + 4 * nth - 1) / (4 * nth);
+            p->chunk_rows = (per + tr - 1) / tr * tr;
+        } else {
+            p->chunk_rows = 16 * tr;
+        }
+        p->n_chunks_r = (p->rows + p->chunk_rows - 1) / p->chunk_rows;
+        p->xq = which[i]->data;
+        p->xq_stride = which[i]->stride;
+        p->first_chunk = j.n_chunks;
+        p->n_chunks = p->n_chunks_r * col_blocks;
+        j.n_chunks += p->n_chunks;
+    }
+    atomic_init(&j.next_chunk, 0);
+    double work = (double)j.k * (double)total_rows * (double)j.cols;
+    j.quantize_in_task = j.cols > 1 && nth > 1 && work >= INLINE_WORK;
+    if (!j.quantize_in_task)
+        quantize_rows(&j, 0, 1);
+    run(cpu, mul_mat_task, &j, work);
+    return 0;
 }
 
 static int cpu_mul_mat(struct exo_backend *be, struct exo_tensor *dst, const struct exo_tensor *w,
                        const struct exo_tensor *x)
 {
-    struct cpu_backend *cpu = cpu_of(be);
-    const struct exo_cpu_kernels *kw = exo_cpu_kernels(w->type);
-    if (!kw || !kw->vec_dot || x->type != EXO_DTYPE_F32 || dst->type != EXO_DTYPE_F32)
-        return EXO_EUNSUPPORTED;
-    if (x->ne[0] != w->ne[0] || dst->ne[0] != w->ne[1] || dst->ne[1] != x->ne[1])
-        return EXO_EINVAL;
-
-    struct mul_mat_job j = {
-        .cpu = cpu, .kw = kw, .dst = dst, .w = w, .x = x,
-        .k = w->ne[0], .rows = w->ne[1], .cols = x->ne[1],
-    };
-    if (kw->vec_dot_type == EXO_DTYPE_F32) {
-        j.xq = x->data;
-        j.xq_stride = x->nb[1];
-    } else {
-        j.kx = exo_cpu_kernels(kw->vec_dot_type);
-        if (!j.kx)
-            return EXO_EUNSUPPORTED;
-        j.xq_stride = exo_dtype_row_bytes(kw->vec_dot_type, (uint64_t)j.k);
-        int rc = reserve_scratch(cpu, j.xq_stride * (size_t)j.cols);
-        if (rc < 0)
-            return rc;
-        j.xq = cpu->scratch;
-    }
-
-    /* Chunks: for one token, slices of rows, about four per thread so a slow thread can be
-     * helped; for a batch, blocks of rows x tokens sized to keep both operands in cache. */
-    int nth = cpu->n_threads;
-    int tr = kw->gemm ? kw->tile_rows : 1;
-    int tc = kw->gemm ? kw->tile_cols : 1;
-    if (j.cols == 1) {
-        int64_t per = (j.rows + 4 * nth - 1) / (4 * nth);
-        j.chunk_rows = (per + tr - 1) / tr * tr;
-        j.chunk_cols = 1;
-    } else {
-        j.chunk_rows = 16 * tr;
-        j.chunk_cols = 16 * tc;
-    }
-    if (j.chunk_rows < tr)
-        j.chunk_rows = tr;
-    j.n_chunks_r = (j.rows + j.chunk_rows - 1) / j.chunk_rows;
-    j.n_chunks = j.n_chunks_r * ((j.cols + j.chunk_cols - 1) / j.chunk_cols);
-    atomic_init(&j.next_chunk, 0);
-    run(cpu, mul_mat_task, &j, (double)j.k * (double)j.rows * (double)j.cols);
-    return 0;
+    return cpu_mul_mat_multi(be, 1, &dst, &w, x);
 }
 
 /* ---- row-wise ops ------------------------------------------------------------------------- */
@@ -597,6 +672,7 @@ static const struct exo_backend_i cpu_iface = {
     .synchronize = cpu_synchronize,
     .get_rows = cpu_get_rows,
     .mul_mat = cpu_mul_mat,
+    .mul_mat_multi = cpu_mul_mat_multi,
     .rms_norm = cpu_rms_norm,
     .rope = cpu_rope,
     .kv_store = cpu_kv_store,
