@@ -8,8 +8,6 @@
  *
  * Every wait is bounded: loop runs have a deadline, gate waits a timeout.
  */
-#include <errno.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -18,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,83 +26,11 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "engine/runner.h"
+#include "support/runner-gate.h"
 #include "support/tiny-chat.h"
 
 #define WAIT_MS  60000 /* generous: sanitizer builds on a busy machine are slow */
 #define MAX_JOBS 8
-
-/* The gate: holds the compute thread at (job ordinal, token) until released. ---------------- */
-
-struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int jobs_started; /* step hooks with n_tokens 0 seen */
-    int hold_job;     /* ordinal (1-based) to hold, 0: none */
-    int32_t hold_token;
-    bool held;     /* the compute thread is waiting */
-    bool released; /* let it go */
-    int32_t max_token_seen[MAX_JOBS + 1];
-};
-
-static void gate_step(struct gate *g, int32_t n_tokens)
-{
-    pthread_mutex_lock(&g->mu);
-    if (n_tokens == 0)
-        g->jobs_started++;
-    int job = g->jobs_started;
-    if (job <= MAX_JOBS && n_tokens > g->max_token_seen[job])
-        g->max_token_seen[job] = n_tokens;
-    if (job == g->hold_job && n_tokens == g->hold_token) {
-        g->held = true;
-        pthread_cond_broadcast(&g->cv);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += WAIT_MS / 1000;
-        while (!g->released)
-            if (pthread_cond_timedwait(&g->cv, &g->mu, &ts) == ETIMEDOUT)
-                break;
-        g->held = false;
-    }
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_init(struct gate *g, int job, int32_t token)
-{
-    memset(g, 0, sizeof(*g));
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-    g->hold_job = job;
-    g->hold_token = token;
-}
-
-/* Wait (off the loop: the compute thread does not need it) until the compute thread is held. */
-static void gate_wait_held(struct gate *g)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += WAIT_MS / 1000;
-    pthread_mutex_lock(&g->mu);
-    while (!g->held)
-        if (pthread_cond_timedwait(&g->cv, &g->mu, &ts) == ETIMEDOUT)
-            break;
-    bool held = g->held;
-    pthread_mutex_unlock(&g->mu);
-    assert_true(held);
-}
-
-static void gate_release(struct gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->released = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_destroy(struct gate *g)
-{
-    pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
-}
 
 /* The fixture. ------------------------------------------------------------------------------ */
 
@@ -211,7 +136,7 @@ static void fx_start(struct fx *fx, uint32_t max_queued, uint32_t n_ctx)
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     uv_timer_init(&fx->loop, &fx->deadline);
     fx->deadline.data = fx;
-    gate_init(&fx->gate, 0, 0);
+    gate_init(&fx->gate);
     for (int i = 0; i < MAX_JOBS; i++) {
         exo_buf_init(&fx->jobs[i].text, 0);
         fx->jobs[i].fx = fx;
@@ -372,10 +297,9 @@ static void test_runner_queue_bound_and_order(void **state)
     struct fx fx;
     fx_start(&fx, 2, 0);
     fx_load_tiny(&fx);
-    fx.gate.hold_job = 1;
-    fx.gate.hold_token = 0;
+    gate_hold(&fx.gate, 1, 0);
     assert_int_equal(submit_chat(&fx, 0, 3), 0);
-    gate_wait_held(&fx.gate); /* job 0 is running, held before it starts */
+    assert_true(gate_wait_held(&fx.gate)); /* job 0 is running, held before it starts */
     assert_int_equal(submit_chat(&fx, 1, 3), 0);
     assert_int_equal(submit_chat(&fx, 2, 3), 0);
     assert_int_equal(submit_chat(&fx, 3, 3), EXO_EBUSY); /* two wait already */
@@ -392,7 +316,7 @@ static void test_runner_queue_bound_and_order(void **state)
         assert_int_equal(fx.jobs[i].last.error, 0);
         assert_int_equal(fx.jobs[i].order, i + 1);
     }
-    assert_int_equal(fx.gate.jobs_started, 3);
+    assert_int_equal(gate_jobs_started(&fx.gate), 3);
     fx_stop(&fx);
 }
 
@@ -401,10 +325,9 @@ static void test_runner_cancel_queued(void **state)
     struct fx fx;
     fx_start(&fx, 4, 0);
     fx_load_tiny(&fx);
-    fx.gate.hold_job = 1;
-    fx.gate.hold_token = 0;
+    gate_hold(&fx.gate, 1, 0);
     assert_int_equal(submit_chat(&fx, 0, 2), 0);
-    gate_wait_held(&fx.gate);
+    assert_true(gate_wait_held(&fx.gate));
     assert_int_equal(submit_chat(&fx, 1, 2), 0);
     assert_int_equal(submit_chat(&fx, 2, 2), 0);
     exo_runner_cancel(fx.jobs[1].job);
@@ -419,7 +342,7 @@ static void test_runner_cancel_queued(void **state)
     assert_int_equal(fx.jobs[0].last.error, 0);
     assert_int_equal(fx.jobs[2].last.error, 0);
     /* The canceled job never reached the compute thread. */
-    assert_int_equal(fx.gate.jobs_started, 2);
+    assert_int_equal(gate_jobs_started(&fx.gate), 2);
     assert_false(fx.jobs[1].event_after_done);
     struct exo_runner_stats st;
     exo_runner_stats(fx.runner, &st);
@@ -437,10 +360,9 @@ static void test_runner_cancel_running(void **state)
     /* Hold the second job after its 5th token, cancel, release: it stops within a few tokens
      * (at the next text release; the tiny model's random bytes can hold back up to three
      * tokens of an unfinished UTF-8 character, a real model's text none). */
-    fx.gate.hold_job = 2;
-    fx.gate.hold_token = 5;
+    gate_hold(&fx.gate, 2, 5);
     assert_int_equal(submit_chat(&fx, 1, 40), 0);
-    gate_wait_held(&fx.gate);
+    assert_true(gate_wait_held(&fx.gate));
     exo_runner_cancel(fx.jobs[1].job);
     exo_runner_cancel(fx.jobs[1].job); /* twice is harmless */
     gate_release(&fx.gate);
@@ -449,7 +371,7 @@ static void test_runner_cancel_running(void **state)
     assert_int_equal(j->last.error, EXO_ECANCELED);
     assert_int_equal(j->last.result.finish, EXO_FINISH_CANCELED);
     assert_true(j->last.result.n_generated >= 5 && j->last.result.n_generated <= 5 + 3);
-    assert_true(fx.gate.max_token_seen[2] <= 5 + 3);
+    assert_true(gate_max_token(&fx.gate, 2) <= 5 + 3);
     /* The runner goes on with the next job. */
     assert_int_equal(submit_chat(&fx, 2, 4), 0);
     run_until(&fx, is_done, &fx.jobs[2]);
@@ -463,11 +385,10 @@ static void test_runner_stop_while_generating(void **state)
     fx_start(&fx, 4, 0);
     fx_load_tiny(&fx);
     check_long_answer(&fx, 0, 30);
-    fx.gate.hold_job = 2;
-    fx.gate.hold_token = 3;
+    gate_hold(&fx.gate, 2, 3);
     assert_int_equal(submit_chat(&fx, 1, 30), 0);
     assert_int_equal(submit_chat(&fx, 2, 30), 0);
-    gate_wait_held(&fx.gate);
+    assert_true(gate_wait_held(&fx.gate));
     exo_runner_stop(fx.runner, on_stopped, &fx);
     assert_int_equal(submit_chat(&fx, 3, 3), EXO_ECLOSED);
     gate_release(&fx.gate);
@@ -591,15 +512,14 @@ static void test_runner_real_model(void **state)
     run_until(&fx, is_ready, NULL);
     assert_int_equal(exo_runner_info(fx.runner)->state, EXO_RUNNER_READY);
     assert_string_equal(exo_runner_info(fx.runner)->chat_template, "chatml");
-    fx.gate.hold_job = 1;
-    fx.gate.hold_token = 4;
+    gate_hold(&fx.gate, 1, 4);
     struct exo_chat_message msgs[] = {{"user", "Write a long story about a lighthouse."}};
     struct exo_runner_job_spec spec = {.messages = msgs, .n_messages = 1, .max_tokens = 64};
     exo_sampler_params_default(&spec.sampling);
     spec.sampling.temperature = 0;
     assert_int_equal(exo_runner_submit(fx.runner, &spec, on_event, &fx.jobs[0], &fx.jobs[0].job),
                      0);
-    gate_wait_held(&fx.gate);
+    assert_true(gate_wait_held(&fx.gate));
     exo_runner_cancel(fx.jobs[0].job);
     gate_release(&fx.gate);
     run_until(&fx, is_done, &fx.jobs[0]);
