@@ -20,9 +20,9 @@
  * entries however fast tokens come.
  *
  * Cancel. Each job has an atomic flag. A job still in the queue is unlinked by the loop and its
- * DONE posted at once (it never runs). A running job sees the flag at its next token: the
- * session's text callback returns false and generation stops. The flag is not looked at while
- * a prompt is being evaluated, so a cancel during a long prompt waits for that evaluation.
+ * DONE posted at once (it never runs). A running job sees the flag at its next token (the
+ * session's text callback returns false and generation stops) or, while its prompt is being
+ * evaluated, after the current slice of PROMPT_SLICE tokens.
  *
  * Lifetimes. A job is allocated by submit and freed by the loop right after its DONE callback;
  * the compute thread never touches a job after posting its DONE (the DONE event lives inside the
@@ -47,6 +47,7 @@
 #include "engine/gguf.h"
 
 #define DEFAULT_MAX_QUEUED 16u
+#define PROMPT_SLICE       32 /* prompt tokens evaluated between two looks at a job's cancel */
 
 struct event {
     struct event *next;
@@ -114,6 +115,9 @@ struct exo_runner {
     struct exo_session *session;
     enum exo_chat_template tmpl;
     char *default_system; /* the template's injected system prompt, or NULL */
+    int32_t *cached;      /* n_ctx entries: a prefix of the last prompt, known to be in the
+                           * session's KV cache */
+    size_t n_cached;
 };
 
 const char *exo_runner_state_name(enum exo_runner_state state)
@@ -207,6 +211,17 @@ static void load(struct exo_runner *r, char *path)
     if (exo_chat_default_system(jinja.ptr, (size_t)jinja.len, &r->default_system) < 0)
         r->default_system = NULL;
 
+    r->cached = exo_malloc(exo_session_n_ctx(r->session) * sizeof(*r->cached));
+    r->n_cached = 0;
+    if (!r->cached) {
+        exo_session_close(r->session);
+        r->session = NULL;
+        info.state = EXO_RUNNER_FAILED;
+        snprintf(info.error, sizeof(info.error), "%s", exo_strerror(EXO_ENOMEM));
+        publish(r, &info);
+        exo_free(path);
+        return;
+    }
     info.state = EXO_RUNNER_READY;
     info.phase[0] = '\0';
     info.progress = 1.0;
@@ -284,6 +299,46 @@ static void post_start(struct exo_runner *r, struct exo_runner_job *job, int32_t
     pthread_mutex_unlock(&r->mu);
 }
 
+/* Record that the session's cache holds tokens[0, n). */
+static void remember(struct exo_runner *r, const int32_t *tokens, size_t n)
+{
+    memcpy(r->cached, tokens, n * sizeof(*tokens));
+    r->n_cached = n;
+}
+
+/*
+ * Evaluate all but the last PROMPT_SLICE-or-fewer tokens of the prompt in slices, looking at the
+ * job's cancel flag between them, so that a long prompt is abandoned (a disconnect, a shutdown)
+ * within one slice rather than after all of it. exo_session_generate reuses the longest prefix
+ * in its cache, so a call with max_tokens 0 on tokens[0, end) evaluates only the new slice, and
+ * the real call that follows only what is left. Slices start after the prefix shared with the
+ * last prompt, which is cached already; were that record ever wrong, only the slicing would
+ * suffer: the session computes its reuse from its own cache. Timings add up into acc.
+ */
+static int eval_prompt_slices(struct exo_runner *r, struct exo_runner_job *job,
+                              const int32_t *tokens, size_t n, struct exo_generate_result *acc)
+{
+    size_t done = 0;
+    while (done < r->n_cached && done < n && r->cached[done] == tokens[done])
+        done++;
+    struct exo_generate_params gp = {.sampling = job->sampling, .max_tokens = 0};
+    while (done + PROMPT_SLICE < n - 1) {
+        if (r->cfg.on_step)
+            r->cfg.on_step(r->cfg.ud, -1);
+        if (atomic_load(&job->cancel))
+            return EXO_ECANCELED;
+        struct exo_generate_result part;
+        done += PROMPT_SLICE;
+        int rc = exo_session_generate(r->session, tokens, done, &gp, &part);
+        if (rc < 0)
+            return rc;
+        remember(r, tokens, done);
+        acc->n_prompt_evaluated += part.n_prompt_evaluated;
+        acc->prompt_ns += part.prompt_ns;
+    }
+    return 0;
+}
+
 /* Run one job on the session; returns the DONE error and fills job->done.ev. */
 static int run_job(struct exo_runner *r, struct exo_runner_job *job)
 {
@@ -333,6 +388,10 @@ static int run_job(struct exo_runner *r, struct exo_runner_job *job)
     }
     post_start(r, job, (int32_t)n);
 
+    struct exo_generate_result sliced = {0};
+    rc = eval_prompt_slices(r, job, tokens, n, &sliced);
+    if (rc < 0)
+        goto out;
     struct gen_ctx g = {r, job};
     struct exo_generate_params gp = {
         .sampling = job->sampling,
@@ -344,6 +403,12 @@ static int run_job(struct exo_runner *r, struct exo_runner_job *job)
         .ud = &g,
     };
     rc = exo_session_generate(r->session, tokens, n, &gp, &done->result);
+    done->result.n_prompt_evaluated += sliced.n_prompt_evaluated;
+    done->result.prompt_ns += sliced.prompt_ns;
+    if (rc == 0)
+        remember(r, tokens, n);
+    else
+        r->n_cached = 0;
     if (rc == 0 && job->text_failed)
         rc = EXO_ENOMEM;
     else if (rc == 0 && done->result.finish == EXO_FINISH_CANCELED)
@@ -407,6 +472,8 @@ static void *compute_main(void *arg)
     r->session = NULL;
     exo_free(r->default_system);
     r->default_system = NULL;
+    exo_free(r->cached);
+    r->cached = NULL;
 
     pthread_mutex_lock(&r->mu);
     r->exited = true;

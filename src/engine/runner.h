@@ -67,9 +67,10 @@ struct exo_runner_stats {
 /* Called on the loop when exo_runner_info changes state (waiting -> loading -> ready/failed). */
 typedef void (*exo_runner_state_cb)(struct exo_runner *r, void *ud);
 
-/* (For tests) called on the compute thread before a job runs (n_tokens 0) and after each token
- * it samples (n_tokens 1, 2, ...). It may block, which holds the compute thread at a known point
- * so that tests can order queueing and cancelling against generation. */
+/* (For tests) called on the compute thread before a job runs (n_tokens 0), between the slices
+ * of a long prompt (n_tokens -1) and after each token it samples (n_tokens 1, 2, ...). It may
+ * block, which holds the compute thread at a known point so that tests can order queueing and
+ * cancelling against generation. */
 typedef void (*exo_runner_step_cb)(void *ud, int32_t n_tokens);
 
 /* Zero fields take the defaults in brackets. */
@@ -152,16 +153,17 @@ int exo_runner_submit(struct exo_runner *r, const struct exo_runner_job_spec *sp
                       exo_runner_event_cb cb, void *ud, struct exo_runner_job **ret_job);
 
 /* Cancel a job (borrowed; NULL is ignored): a queued one is dropped without running, a running
- * one stops at its next token. Its DONE event (EXO_ECANCELED, unless it had already finished)
- * still comes, from the loop. */
+ * one stops at its next token (while its prompt is evaluated: after the current slice of 32
+ * prompt tokens). Its DONE event (EXO_ECANCELED, unless it had already finished) still comes,
+ * from the loop. */
 void exo_runner_cancel(struct exo_runner_job *job);
 
 /* Counters for /metrics (they take the runner's lock briefly). */
 void exo_runner_stats(struct exo_runner *r, struct exo_runner_stats *ret);
 
-/* Cancel every job, let the compute thread finish its current token and close the session, join
- * it, then call done(ud) from the loop and free the runner. Every job's DONE event is delivered
- * before done. Consumes r; accepts NULL. */
+/* Cancel every job, let the compute thread finish its current token (or prompt slice) and close
+ * the session, join it, then call done(ud) from the loop and free the runner. Every job's DONE
+ * event is delivered before done. Consumes r; accepts NULL. */
 void exo_runner_stop(struct exo_runner *r, exo_runner_done_cb done, void *ud);
 
 #endif

@@ -476,6 +476,60 @@ static void test_runner_bad_prompts(void **state)
     fx_stop(&fx);
 }
 
+static int submit_prompt(struct fx *fx, int slot, const char *prompt, int32_t max_tokens)
+{
+    struct exo_runner_job_spec spec = {.prompt = prompt, .max_tokens = max_tokens};
+    exo_sampler_params_default(&spec.sampling);
+    spec.sampling.temperature = 0;
+    return exo_runner_submit(fx->runner, &spec, on_event, &fx->jobs[slot], &fx->jobs[slot].job);
+}
+
+/* A long prompt is evaluated in slices: the answer is the same as in one piece, and a cancel
+ * between slices stops it before the rest of the prompt runs. */
+static void test_runner_prompt_slices(void **state)
+{
+    struct fx fx;
+    char prompt[201];
+    memset(prompt, 'z', 200); /* 200 byte tokens: no merge applies */
+    prompt[200] = '\0';
+    fx_start(&fx, 0, 0);
+    fx_load_tiny(&fx);
+
+    assert_int_equal(submit_prompt(&fx, 0, prompt, 8), 0);
+    run_until(&fx, is_done, &fx.jobs[0]);
+    assert_int_equal(fx.jobs[0].last.error, 0);
+    assert_int_equal(fx.jobs[0].last.n_prompt, 200);
+    assert_int_equal(fx.jobs[0].last.result.n_prompt_evaluated, 200);
+    /* Again after another prompt: evaluated afresh (in slices, from the shared "z" prefix). */
+    assert_int_equal(submit_prompt(&fx, 1, "hello", 2), 0);
+    run_until(&fx, is_done, &fx.jobs[1]);
+    assert_int_equal(submit_prompt(&fx, 2, prompt, 8), 0);
+    run_until(&fx, is_done, &fx.jobs[2]);
+    assert_int_equal(fx.jobs[2].text.len, fx.jobs[0].text.len);
+    if (fx.jobs[0].text.len)
+        assert_memory_equal(fx.jobs[2].text.data, fx.jobs[0].text.data, fx.jobs[0].text.len);
+    /* And once more, all of it cached: only the last token runs. */
+    assert_int_equal(submit_prompt(&fx, 3, prompt, 8), 0);
+    run_until(&fx, is_done, &fx.jobs[3]);
+    assert_int_equal(fx.jobs[3].last.result.n_prompt_evaluated, 1);
+    assert_int_equal(fx.jobs[3].text.len, fx.jobs[0].text.len);
+
+    /* Canceled at the first slice boundary of a fresh prompt. */
+    assert_int_equal(submit_prompt(&fx, 4, "hello", 1), 0);
+    run_until(&fx, is_done, &fx.jobs[4]);
+    gate_hold(&fx.gate, 6, -1);
+    assert_int_equal(submit_prompt(&fx, 5, prompt, 8), 0);
+    assert_true(gate_wait_held(&fx.gate));
+    exo_runner_cancel(fx.jobs[5].job);
+    gate_release(&fx.gate);
+    run_until(&fx, is_done, &fx.jobs[5]);
+    assert_int_equal(fx.jobs[5].last.error, EXO_ECANCELED);
+    assert_int_equal(fx.jobs[5].starts, 1);
+    assert_int_equal(fx.jobs[5].last.result.n_generated, 0);
+    assert_true(fx.jobs[5].last.result.n_prompt_evaluated < 200);
+    fx_stop(&fx);
+}
+
 static void test_runner_alloc_failures(void **state)
 {
     struct fx fx;
@@ -541,6 +595,7 @@ int main(void)
         cmocka_unit_test(test_runner_stop_while_generating),
         cmocka_unit_test(test_runner_stop_idle_and_waiting),
         cmocka_unit_test(test_runner_bad_prompts),
+        cmocka_unit_test(test_runner_prompt_slices),
         cmocka_unit_test(test_runner_alloc_failures),
         cmocka_unit_test(test_runner_real_model),
     };
