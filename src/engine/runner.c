@@ -31,14 +31,10 @@
  */
 #include "engine/runner.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -419,22 +415,9 @@ out:
     return rc;
 }
 
-/* Lower this thread's priority; threads it creates afterwards (the backend's pool) inherit it. */
-static void lower_priority(int nice)
-{
-    if (nice <= 0)
-        return;
-    pid_t tid = (pid_t)syscall(SYS_gettid);
-    errno = 0;
-    int cur = getpriority(PRIO_PROCESS, (id_t)tid);
-    if (errno == 0)
-        setpriority(PRIO_PROCESS, (id_t)tid, cur + nice);
-}
-
 static void *compute_main(void *arg)
 {
     struct exo_runner *r = arg;
-    lower_priority(r->cfg.nice);
     pthread_mutex_lock(&r->mu);
     for (;;) {
         while (!r->stopping && !r->load_path && !r->q_head)

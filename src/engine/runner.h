@@ -77,9 +77,6 @@ typedef void (*exo_runner_step_cb)(void *ud, int32_t n_tokens);
 struct exo_runner_config {
     struct exo_session_params session; /* context, threads, ... as exo_session_open takes */
     uint32_t max_queued;               /* jobs waiting behind the running one [16] */
-    int nice;                          /* added to the compute threads' nice value [0]; a
-                                        * positive value keeps the loop thread responsive when
-                                        * cores are scarce (Linux: threads inherit it) */
     exo_runner_state_cb on_state;      /* (optional) */
     exo_runner_step_cb on_step;        /* (optional, tests) */
     void *ud;                          /* borrowed, for both callbacks */
