@@ -91,7 +91,8 @@ void exo_openai_error_json(const struct exo_openai_error *err, struct exo_buf *o
 void exo_openai_model_id(const char *path, char *buf, size_t size);
 
 /* Whether a request's `model` names the model at path: its id, its file name with or without
- * ".gguf", its general.name (name, may be NULL) or "default", compared ignoring case. */
+ * ".gguf", its general.name (name, may be NULL) or "default", compared ignoring case. All three
+ * strings are borrowed; a NULL requested or path matches nothing. */
 bool exo_openai_model_matches(const char *requested, const char *path, const char *name);
 
 /* The routes. ---------------------------------------------------------------------------------- */
