@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The exo command line: parse the subcommand and hand over to its module. The only place that
- * calls exit().
+ * The exo command line: parse the subcommand and hand over to its module. Without a subcommand
+ * (no arguments, or options first, as in `exo --listen 0.0.0.0`) exo runs the daemon. The only
+ * place that calls exit().
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,12 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: exo [--version] [--help] <command> [options]\n"
+    fprintf(f, "usage: exo [options]                  run the daemon (see 'exo daemon --help')\n"
+               "       exo <command> [options]\n"
+               "       exo --version | --help\n"
                "\n"
                "commands:\n"
+               "  daemon    serve the OpenAI-compatible API and the dashboard (the default)\n"
                "  run       generate text from a model on this machine\n"
                "  bench     measure prompt-processing and generation speed\n"
                "\n"
@@ -22,10 +26,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
+    if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "--version") != 0 &&
+                     strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0))
+        exit(exo_cli_daemon(argc, argv));
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("exo %s\n", EXO_VERSION);
         return 0;
@@ -34,6 +37,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "daemon") == 0)
+        exit(exo_cli_daemon(argc - 1, argv + 1));
     if (strcmp(argv[1], "run") == 0)
         exit(exo_cli_run(argc - 1, argv + 1));
     if (strcmp(argv[1], "bench") == 0)

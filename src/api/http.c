@@ -42,6 +42,7 @@
 #include <cjson/cJSON.h>
 #include <http_parser.h>
 
+#include "api/json.h"
 #include "api/prom.h"
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -365,20 +366,6 @@ static bool token_equal(const char *given, size_t given_len, const char *want, s
     return diff == 0;
 }
 
-static void put_json_string(struct exo_buf *b, const char *s)
-{
-    exo_buf_put(b, "\"", 1);
-    for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
-        if (*q == '"' || *q == '\\')
-            exo_buf_printf(b, "\\%c", *q);
-        else if (*q < 0x20)
-            exo_buf_printf(b, "\\u%04x", *q);
-        else
-            exo_buf_put(b, q, 1);
-    }
-    exo_buf_put(b, "\"", 1);
-}
-
 /* {"error":{"message":...,"type":"not_found","param":null,"code":404}}: the OpenAI error shape,
  * which every route uses so that one client-side check fits all. */
 static void put_error_body(struct exo_buf *b, int status, const char *message)
@@ -392,7 +379,7 @@ static void put_error_body(struct exo_buf *b, int status, const char *message)
     }
     type[n] = '\0';
     exo_buf_put(b, "{\"error\":{\"message\":", 20);
-    put_json_string(b, message);
+    exo_json_put_string(b, message, strlen(message));
     exo_buf_printf(b, ",\"type\":\"%s\",\"param\":null,\"code\":%d}}", type, status);
 }
 

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+/* The daemon: `exo [options]`; argv[0] is the program name. */
+int exo_cli_daemon(int argc, char **argv);
 int exo_cli_run(int argc, char **argv);
 int exo_cli_bench(int argc, char **argv);
 
@@ -19,7 +21,7 @@ void exo_cli_default_model(char *buf, size_t size);
 /* Parse a whole decimal number / float option value, printing "exo <cmd>: --name: ..." on error. */
 int exo_cli_parse_int(const char *cmd, const char *name, const char *text, long min, long max,
                       long *ret);
-int exo_cli_parse_float(const char *cmd, const char *name, const char *text, double min,
-                        double max, double *ret);
+int exo_cli_parse_float(const char *cmd, const char *name, const char *text, double min, double max,
+                        double *ret);
 
 #endif
