@@ -32,6 +32,8 @@
 #include "engine/shard.h"
 
 #define FIRM_MARGIN 0.5f
+/* Free-running cases checked (at least 3 are required); more only lengthen the sanitizer run. */
+#define MAX_FREE_RUNNING 4
 
 static cJSON *load_oracle(void)
 {
@@ -182,7 +184,7 @@ static void test_oracle_greedy_generation(void **state)
     const cJSON *g;
     cJSON_ArrayForEach(g, cJSON_GetObjectItem(oracle, "generate"))
     {
-        if (!cJSON_IsTrue(cJSON_GetObjectItem(g, "robust")))
+        if (!cJSON_IsTrue(cJSON_GetObjectItem(g, "robust")) || robust == MAX_FREE_RUNNING)
             continue;
         int n_prompt, n_gen;
         int32_t *prompt = int_array(cJSON_GetObjectItem(g, "prompt_ids"), &n_prompt);
