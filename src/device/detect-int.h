@@ -34,6 +34,10 @@ const char *exo_probe_vendor_name(uint32_t pci_vendor);
  * bytes, truncated to fit and always NUL-terminated. */
 void exo_probe_copy(char *dst, size_t size, const char *src, size_t src_size);
 
+/* a, sep and b into dst (size bytes), truncated to fit; just the non-empty one when a or b is
+ * empty. */
+void exo_probe_join(char *dst, size_t size, const char *a, const char *sep, const char *b);
+
 /* True when root names this machine's own file system ("/" or NULL). */
 bool exo_probe_root_is_host(const char *root);
 

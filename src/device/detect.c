@@ -6,6 +6,7 @@
 #include "device/detect.h"
 
 #include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +47,19 @@ void exo_probe_copy(char *dst, size_t size, const char *src, size_t src_size)
         n = size - 1;
     memcpy(dst, src, n);
     dst[n] = '\0';
+}
+
+void exo_probe_join(char *dst, size_t size, const char *a, const char *sep, const char *b)
+{
+    if (!a[0] || !b[0]) {
+        exo_probe_copy(dst, size, a[0] ? a : b, SIZE_MAX);
+        return;
+    }
+    exo_probe_copy(dst, size, a, SIZE_MAX);
+    size_t n = strlen(dst);
+    exo_probe_copy(dst + n, size - n, sep, SIZE_MAX);
+    n = strlen(dst);
+    exo_probe_copy(dst + n, size - n, b, SIZE_MAX);
 }
 
 const char *exo_probe_vendor_name(uint32_t pci_vendor)

@@ -20,9 +20,9 @@
 #include "core/log.h"
 #include "device/detect-int.h"
 
-#define MAX_PLATFORMS       16
-#define MAX_DEVICES         32
-#define MAX_EXTENSIONS_TEXT (64u << 10)
+#define MAX_PLATFORMS 16
+#define MAX_DEVICES   32
+#define MAX_INFO_TEXT (64u << 10)
 
 struct cl_api {
     __typeof__(clGetPlatformIDs) *platform_ids;
@@ -31,14 +31,37 @@ struct cl_api {
     __typeof__(clGetDeviceInfo) *device_info;
 };
 
-static void device_string(const struct cl_api *f, cl_device_id dev, cl_device_info what, char *out,
-                          size_t size)
+/* A string property of a platform (when p is not NULL) or of a device, whole (drivers answer
+ * CL_INVALID_VALUE rather than truncate); owned by the caller, NULL when there is none. */
+static char *info_alloc(const struct cl_api *f, cl_platform_id p, cl_device_id d, cl_uint what)
 {
-    size_t got = 0;
+    size_t need = 0;
+    cl_int err =
+        p ? f->platform_info(p, what, 0, NULL, &need) : f->device_info(d, what, 0, NULL, &need);
+    if (err != CL_SUCCESS || need == 0 || need > MAX_INFO_TEXT)
+        return NULL;
+    char *text = exo_malloc(need + 1);
+    if (!text)
+        return NULL;
+    err =
+        p ? f->platform_info(p, what, need, text, NULL) : f->device_info(d, what, need, text, NULL);
+    if (err != CL_SUCCESS) {
+        exo_free(text);
+        return NULL;
+    }
+    text[need] = '\0';
+    return text;
+}
+
+/* The same, cut to fit out ("" when there is none). */
+static void info_string(const struct cl_api *f, cl_platform_id p, cl_device_id d, cl_uint what,
+                        char *out, size_t size)
+{
+    char *text = info_alloc(f, p, d, what);
     out[0] = '\0';
-    if (f->device_info(dev, what, size - 1, out, &got) != CL_SUCCESS)
-        out[0] = '\0';
-    out[size - 1] = '\0';
+    if (text)
+        exo_probe_copy(out, size, text, strlen(text));
+    exo_free(text);
 }
 
 static uint64_t device_u64(const struct cl_api *f, cl_device_id dev, cl_device_info what,
@@ -53,24 +76,6 @@ static uint64_t device_u64(const struct cl_api *f, cl_device_id dev, cl_device_i
     if (f->device_info(dev, what, width, &v, NULL) != CL_SUCCESS)
         return 0;
     return width == sizeof(cl_ulong) ? v.u64 : v.u32;
-}
-
-/* The device's extension string (owned by the caller), or NULL. */
-static char *extensions(const struct cl_api *f, cl_device_id dev)
-{
-    size_t size = 0;
-    if (f->device_info(dev, CL_DEVICE_EXTENSIONS, 0, NULL, &size) != CL_SUCCESS || size == 0 ||
-        size > MAX_EXTENSIONS_TEXT)
-        return NULL;
-    char *text = exo_malloc(size + 1);
-    if (!text)
-        return NULL;
-    if (f->device_info(dev, CL_DEVICE_EXTENSIONS, size, text, NULL) != CL_SUCCESS) {
-        exo_free(text);
-        return NULL;
-    }
-    text[size] = '\0';
-    return text;
 }
 
 /* Whether the space-separated list has the word name. */
@@ -92,20 +97,20 @@ static void describe(const struct cl_api *f, cl_device_id dev, int32_t index, co
                                 : (type & CL_DEVICE_TYPE_GPU) ? EXO_DEVICE_KIND_GPU
                                                               : EXO_DEVICE_KIND_ACCEL;
     exo_device_init(d, kind, EXO_DEVICE_API_OPENCL, index);
-    device_string(f, dev, CL_DEVICE_NAME, d->name, sizeof(d->name));
+    info_string(f, NULL, dev, CL_DEVICE_NAME, d->name, sizeof(d->name));
     uint32_t vendor_id = (uint32_t)device_u64(f, dev, CL_DEVICE_VENDOR_ID, sizeof(cl_uint));
     const char *vendor = exo_probe_vendor_name(vendor_id);
     if (vendor[0])
         snprintf(d->vendor, sizeof(d->vendor), "%s", vendor);
     else
-        device_string(f, dev, CL_DEVICE_VENDOR, d->vendor, sizeof(d->vendor));
+        info_string(f, NULL, dev, CL_DEVICE_VENDOR, d->vendor, sizeof(d->vendor));
     d->compute_units = (uint32_t)device_u64(f, dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof(cl_uint));
     d->clock_max_mhz = (uint32_t)device_u64(f, dev, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof(cl_uint));
     if (kind != EXO_DEVICE_KIND_CPU) {
         d->mem_total = device_u64(f, dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof(cl_ulong));
         d->mem_shared = device_u64(f, dev, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof(cl_bool)) != 0;
     }
-    char *ext = extensions(f, dev);
+    char *ext = info_alloc(f, NULL, dev, CL_DEVICE_EXTENSIONS);
     if (ext) {
         if (has_word(ext, "cl_khr_fp16"))
             d->features |= EXO_DEVICE_FEAT_FP16;
@@ -122,10 +127,11 @@ static void describe(const struct cl_api *f, cl_device_id dev, int32_t index, co
                      pci.pci_device, pci.pci_function);
         exo_free(ext);
     }
+    /* "3.1+debian, OpenCL 3.0 PoCL 3.1+debian Linux, ...": the driver's version, then the
+     * platform's, which names the implementation. */
     char version[EXO_DEVICE_DRIVER_SIZE], driver[EXO_DEVICE_DRIVER_SIZE];
-    device_string(f, dev, CL_DRIVER_VERSION, version, sizeof(version));
-    snprintf(driver, sizeof(driver), "%s%s%s", platform, platform[0] && version[0] ? " " : "",
-             version);
+    info_string(f, NULL, dev, CL_DRIVER_VERSION, version, sizeof(version));
+    exo_probe_join(driver, sizeof(driver), version, ", ", platform);
     exo_device_bind(d, EXO_DEVICE_API_OPENCL, index, d->name, driver);
 }
 
@@ -159,11 +165,8 @@ int exo_probe_opencl(const struct exo_detect_options *o, struct exo_device_list 
     }
     int32_t index = 0;
     for (cl_uint p = 0; p < n_platforms && p < MAX_PLATFORMS; p++) {
-        char pname[64] = "";
-        if (f.platform_info(platforms[p], CL_PLATFORM_VERSION, sizeof(pname) - 1, pname, NULL) !=
-            CL_SUCCESS)
-            pname[0] = '\0';
-        pname[sizeof(pname) - 1] = '\0';
+        char pname[EXO_DEVICE_DRIVER_SIZE];
+        info_string(&f, platforms[p], NULL, CL_PLATFORM_VERSION, pname, sizeof(pname));
         cl_device_id devs[MAX_DEVICES];
         cl_uint n = 0;
         if (f.device_ids(platforms[p], CL_DEVICE_TYPE_ALL, MAX_DEVICES, devs, &n) != CL_SUCCESS)

@@ -145,13 +145,10 @@ static void describe(const struct vk_api *f, VkPhysicalDevice pd, int32_t index,
         d->subgroup_size = sub.subgroupSize;
         if (driver_props) {
             /* "llvmpipe Mesa 22.3.6 (LLVM 15.0.6)": the driver's name, then its own info. */
-            exo_probe_copy(driver, sizeof(driver), drv.driverName, sizeof(drv.driverName));
-            size_t n = strlen(driver);
-            if (n && n + 2 < sizeof(driver)) {
-                driver[n] = ' ';
-                exo_probe_copy(driver + n + 1, sizeof(driver) - n - 1, drv.driverInfo,
-                               sizeof(drv.driverInfo));
-            }
+            char name[VK_MAX_DRIVER_NAME_SIZE + 1], info[VK_MAX_DRIVER_INFO_SIZE + 1];
+            exo_probe_copy(name, sizeof(name), drv.driverName, sizeof(drv.driverName));
+            exo_probe_copy(info, sizeof(info), drv.driverInfo, sizeof(drv.driverInfo));
+            exo_probe_join(driver, sizeof(driver), name, " ", info);
         }
         if (pci_ext && pci.pciBus <= 0xff && pci.pciDevice <= 0x1f && pci.pciFunction <= 7 &&
             pci.pciDomain <= 0xffff)
