@@ -346,7 +346,7 @@ static void collect_job(uv_work_t *w)
 static void report_lost(struct exo_telemetry *t, const struct exo_telemetry_sample *s)
 {
     for (uint32_t i = 0; i < s->n_gpus && i < EXO_TELEMETRY_MAX_GPUS; i++) {
-        if (s->gpus[i].lost == t->lost[i])
+        if (s->gpus[i].lost == t->lost[i] || t->stopping)
             continue;
         t->lost[i] = s->gpus[i].lost;
         exo_log(EXO_LOG_WARN, "telemetry", "%s %s", s->gpus[i].id,
@@ -370,7 +370,8 @@ static void collect_done(uv_work_t *w, int status)
         return;
     exo_telemetry_ring_push(&t->ring, &t->pending);
     report_lost(t, &t->pending);
-    if (t->on_sample)
+    /* on_device may have stopped the sampler; nothing is called after a stop. */
+    if (t->on_sample && !t->stopping)
         t->on_sample(t->ud, exo_telemetry_ring_latest(&t->ring));
 }
 
