@@ -74,7 +74,7 @@ void exo_digest_from_sample(const struct exo_telemetry_sample *s, uint64_t devic
         d->temp_c = g->temp_c < -TEMP_OFFSET        ? -TEMP_OFFSET
                     : g->temp_c > 255 - TEMP_OFFSET ? 255 - TEMP_OFFSET
                                                     : g->temp_c;
-        d->power_dw = (uint32_t)clamp((g->power_mw + 50) / 100, MAX_POWER_DW - 1);
+        d->power_dw = (uint32_t)clamp(((uint64_t)g->power_mw + 50) / 100, MAX_POWER_DW - 1);
         d->clock_mhz = (uint32_t)clamp(g->clock_mhz, MAX_CLOCK_MHZ - 1);
         d->mem_clock_mhz = (uint32_t)clamp(g->mem_clock_mhz, MAX_CLOCK_MHZ - 1);
     }

@@ -377,6 +377,7 @@ static void test_telemetry_digest_clamps(void **state)
     s->gpus[3].temp_c = -300;
     s->gpus[4].util_pct = 250;
     s->gpus[6].mem_used = s->gpus[6].mem_total * 2;
+    s->gpus[7].power_mw = UINT32_MAX;
     exo_digest_from_sample(s, 1, &d);
     assert_int_equal(d.cpu_permille, 1000);
     assert_int_equal(d.mem_avail_mib, d.mem_total_mib);
@@ -385,6 +386,7 @@ static void test_telemetry_digest_clamps(void **state)
     assert_int_equal(d.gpus[2].temp_c, -64);
     assert_int_equal(d.gpus[3].util_pct, 100);
     assert_int_equal(d.gpus[5].mem_used_mib, d.gpus[5].mem_total_mib);
+    assert_int_equal(d.gpus[6].power_dw, 999999); /* no wrap-around near 2^32 mW */
     struct exo_buf b;
     exo_buf_init(&b, EXO_DIGEST_MAX);
     assert_int_equal(exo_digest_encode(&d, &b), 0);
