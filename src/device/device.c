@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device/json-int.h"
+
 static const char *const api_names[EXO_DEVICE_API_COUNT] = {
     [EXO_DEVICE_API_CPU] = "cpu",       [EXO_DEVICE_API_CUDA] = "cuda",
     [EXO_DEVICE_API_NVML] = "nvml",     [EXO_DEVICE_API_VULKAN] = "vulkan",
@@ -361,23 +363,16 @@ static bool add_lists(cJSON *o, const struct exo_device *d)
     for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++) {
         if (!(d->features & feature_names[i].bit))
             continue;
-        cJSON *s = cJSON_CreateString(feature_names[i].name);
-        if (!s || !cJSON_AddItemToArray(feats, s)) {
-            cJSON_Delete(s);
+        if (!exo_json_append_string(feats, feature_names[i].name))
             return false;
-        }
     }
     cJSON *apis = cJSON_AddArrayToObject(o, "apis");
     if (!apis)
         return false;
     for (uint32_t i = 0; i < d->n_bindings && i < EXO_DEVICE_API_COUNT; i++) {
         const struct exo_device_binding *b = &d->bindings[i];
-        cJSON *a = cJSON_CreateObject();
-        if (!a || !cJSON_AddItemToArray(apis, a)) {
-            cJSON_Delete(a);
-            return false;
-        }
-        if (!cJSON_AddStringToObject(a, "api", exo_device_api_name(b->api)) ||
+        cJSON *a = exo_json_append_object(apis);
+        if (!a || !cJSON_AddStringToObject(a, "api", exo_device_api_name(b->api)) ||
             !(b->index >= 0 ? cJSON_AddNumberToObject(a, "index", b->index)
                             : cJSON_AddNullToObject(a, "index")) ||
             !add_str_or_null(a, "name", b->name) || !add_str_or_null(a, "driver", b->driver))
@@ -389,11 +384,8 @@ static bool add_lists(cJSON *o, const struct exo_device *d)
     for (int api = 0; api < EXO_DEVICE_API_COUNT; api++) {
         if (!(d->backends & (1u << api)))
             continue;
-        cJSON *s = cJSON_CreateString(exo_device_api_name((enum exo_device_api)api));
-        if (!s || !cJSON_AddItemToArray(backends, s)) {
-            cJSON_Delete(s);
+        if (!exo_json_append_string(backends, exo_device_api_name((enum exo_device_api)api)))
             return false;
-        }
     }
     return true;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+
 #define MIB              (1024ull * 1024ull)
 #define MAX_T_MS         (1ull << 53)
 #define MAX_CPUS         4096
@@ -258,61 +260,47 @@ int exo_digest_decode(const void *data, size_t len, struct exo_digest *ret, stru
 
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
-static bool add_pair(cJSON *o, const char *key, const char *a, double va, const char *b, double vb)
+/* The digest as the sample it summarises (per-CPU figures aside), so that the API shows digests
+ * and samples in one shape, written by one function. */
+static void to_sample(const struct exo_digest *d, struct exo_telemetry_sample *s)
 {
-    cJSON *p = cJSON_AddObjectToObject(o, key);
-    return p && cJSON_AddNumberToObject(p, a, va) && cJSON_AddNumberToObject(p, b, vb);
-}
-
-static bool add_gpu_json(cJSON *arr, const struct exo_digest_gpu *g)
-{
-    char id[16];
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddItemToArray(arr, o)) {
-        cJSON_Delete(o);
-        return false;
+    memset(s, 0, sizeof(*s));
+    s->t_ms = d->t_ms;
+    s->seq = d->seq;
+    s->cpu_permille = d->cpu_permille;
+    s->mem_total = d->mem_total_mib * MIB;
+    s->mem_available = d->mem_avail_mib * MIB;
+    s->swap_total = d->swap_total_mib * MIB;
+    s->swap_free = d->swap_free_mib * MIB;
+    s->net_rx_bps = d->net_rx_bps;
+    s->net_tx_bps = d->net_tx_bps;
+    s->tokens_per_s = d->tokens_centi / 100.0;
+    for (int i = 0; i < d->n_gpus && i < EXO_DIGEST_MAX_GPUS; i++) {
+        const struct exo_digest_gpu *g = &d->gpus[i];
+        struct exo_gpu_sample *o = &s->gpus[s->n_gpus++];
+        snprintf(o->id, sizeof(o->id), "gpu%u", g->index);
+        o->has = g->has;
+        o->lost = g->lost;
+        o->util_pct = g->util_pct;
+        o->temp_c = g->temp_c;
+        o->mem_used = g->mem_used_mib * MIB;
+        o->mem_total = g->mem_total_mib * MIB;
+        o->power_mw = g->power_dw * 100;
+        o->clock_mhz = g->clock_mhz;
+        o->mem_clock_mhz = g->mem_clock_mhz;
     }
-    snprintf(id, sizeof(id), "gpu%u", g->index);
-    if (!cJSON_AddStringToObject(o, "id", id) || !cJSON_AddBoolToObject(o, "lost", g->lost))
-        return false;
-    if ((g->has & EXO_GPU_HAS_UTIL) && !cJSON_AddNumberToObject(o, "util", g->util_pct / 100.0))
-        return false;
-    if ((g->has & EXO_GPU_HAS_MEM) &&
-        (!cJSON_AddNumberToObject(o, "mem_used", (double)g->mem_used_mib * MIB) ||
-         !cJSON_AddNumberToObject(o, "mem_total", (double)g->mem_total_mib * MIB)))
-        return false;
-    if ((g->has & EXO_GPU_HAS_TEMP) && !cJSON_AddNumberToObject(o, "temp_c", g->temp_c))
-        return false;
-    if ((g->has & EXO_GPU_HAS_POWER) && !cJSON_AddNumberToObject(o, "power_w", g->power_dw / 10.0))
-        return false;
-    if ((g->has & EXO_GPU_HAS_CLOCK) && !cJSON_AddNumberToObject(o, "clock_mhz", g->clock_mhz))
-        return false;
-    if ((g->has & EXO_GPU_HAS_MEM_CLOCK) &&
-        !cJSON_AddNumberToObject(o, "mem_clock_mhz", g->mem_clock_mhz))
-        return false;
-    return true;
 }
 
 cJSON *exo_digest_to_json(const struct exo_digest *d)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *gpus = NULL;
-    bool ok =
-        o && cJSON_AddNumberToObject(o, "seq", (double)d->seq) &&
-        cJSON_AddNumberToObject(o, "t", (double)d->t_ms) &&
-        cJSON_AddNumberToObject(o, "devices_gen", (double)d->devices_gen) &&
-        cJSON_AddNumberToObject(o, "cpu", d->cpu_permille / 1000.0) &&
-        cJSON_AddNumberToObject(o, "n_cpus", d->n_cpus) &&
-        add_pair(o, "mem", "total", (double)d->mem_total_mib * MIB, "available",
-                 (double)d->mem_avail_mib * MIB) &&
-        add_pair(o, "swap", "total", (double)d->swap_total_mib * MIB, "free",
-                 (double)d->swap_free_mib * MIB) &&
-        add_pair(o, "net", "rx_bps", (double)d->net_rx_bps, "tx_bps", (double)d->net_tx_bps) &&
-        cJSON_AddNumberToObject(o, "tokens_per_s", d->tokens_centi / 100.0) &&
-        (gpus = cJSON_AddArrayToObject(o, "gpus"));
-    for (int i = 0; ok && i < d->n_gpus && i < EXO_DIGEST_MAX_GPUS; i++)
-        ok = add_gpu_json(gpus, &d->gpus[i]);
-    if (!ok) {
+    struct exo_telemetry_sample *s = exo_malloc(sizeof(*s));
+    if (!s)
+        return NULL;
+    to_sample(d, s);
+    cJSON *o = exo_telemetry_sample_to_json(s);
+    exo_free(s);
+    if (o && (!cJSON_AddNumberToObject(o, "devices_gen", (double)d->devices_gen) ||
+              !cJSON_AddNumberToObject(o, "n_cpus", d->n_cpus))) {
         cJSON_Delete(o);
         return NULL;
     }

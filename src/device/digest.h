@@ -87,13 +87,9 @@ int exo_digest_encode(const struct exo_digest *d, struct exo_buf *out);
  * version, EXO_ETRUNCATED / EXO_EFORMAT / EXO_ERANGE with a sentence in diag otherwise. */
 int exo_digest_decode(const void *data, size_t len, struct exo_digest *ret, struct exo_diag *diag);
 
-/* JSON of a digest for the API (owned by the caller; NULL when out of memory):
- *   {"seq": 12, "t": 1733240000000, "devices_gen": 1, "cpu": 0.415, "n_cpus": 2,
- *    "mem": {"total": bytes, "available": bytes}, "swap": {"total": bytes, "free": bytes},
- *    "net": {"rx_bps": ..., "tx_bps": ...}, "tokens_per_s": 12.5,
- *    "gpus": [{"id": "gpu0", "lost": false, "util": 0.97, "mem_used": bytes, "mem_total": bytes,
- *              "temp_c": 61, "power_w": 251.3, "clock_mhz": 1980, "mem_clock_mhz": 2619}]}
- * (memory in bytes at MiB resolution; fields a GPU's source does not give are left out). */
+/* JSON of a digest for the API, in the shape of exo_telemetry_sample_to_json() (memory in bytes
+ * at MiB resolution, "cpus" empty) plus "devices_gen" and "n_cpus". Owned by the caller; NULL
+ * when out of memory. */
 cJSON *exo_digest_to_json(const struct exo_digest *d);
 
 /* ---- Prometheus ---------------------------------------------------------------------------- */

@@ -29,6 +29,7 @@
 #include "core/cpu.h"
 #include "core/rng.h"
 #include "core/threadpool.h"
+#include "device/json-int.h"
 #include "service/statedir.h"
 
 #define MIN_RUNS       3
@@ -380,12 +381,8 @@ cJSON *exo_score_to_json(const struct exo_score *s)
         goto fail;
     for (uint32_t i = 0; i < s->n_types && i < EXO_SCORE_MAX_TYPES; i++) {
         const struct exo_score_type *t = &s->types[i];
-        cJSON *e = cJSON_CreateObject();
-        if (!e || !cJSON_AddItemToArray(types, e)) {
-            cJSON_Delete(e);
-            goto fail;
-        }
-        if (!cJSON_AddStringToObject(e, "type", exo_dtype_name(t->type)) ||
+        cJSON *e = exo_json_append_object(types);
+        if (!e || !cJSON_AddStringToObject(e, "type", exo_dtype_name(t->type)) ||
             !cJSON_AddNumberToObject(e, "matvec_gbps", t->matvec_gbps) ||
             !cJSON_AddNumberToObject(e, "op_us", t->op_us) ||
             !cJSON_AddNumberToObject(e, "matmul_gflops", t->matmul_gflops))

@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "device/json-int.h"
 #include "device/nvml.h"
 #include "device/procfs.h"
 #include "device/sysfs.h"
@@ -69,12 +70,9 @@ static bool add_pair(cJSON *o, const char *key, const char *a, double va, const 
 
 static bool add_gpu(cJSON *arr, const struct exo_gpu_sample *g)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddItemToArray(arr, o)) {
-        cJSON_Delete(o);
-        return false;
-    }
-    return cJSON_AddStringToObject(o, "id", g->id) && cJSON_AddBoolToObject(o, "lost", g->lost) &&
+    cJSON *o = exo_json_append_object(arr);
+    return o && cJSON_AddStringToObject(o, "id", g->id) &&
+           cJSON_AddBoolToObject(o, "lost", g->lost) &&
            (!(g->has & EXO_GPU_HAS_UTIL) ||
             cJSON_AddNumberToObject(o, "util", g->util_pct / 100.0)) &&
            (!(g->has & EXO_GPU_HAS_MEM) ||
