@@ -223,8 +223,26 @@ static bool same_hardware(const struct exo_device *a, const struct exo_device *b
             memcpy(dst->field, src->field, sizeof(dst->field)); \
     } while (0)
 
+static void add_bindings(struct exo_device *dst, const struct exo_device *src)
+{
+    dst->backends |= src->backends;
+    for (uint32_t i = 0; i < src->n_bindings && i < EXO_DEVICE_API_COUNT; i++) {
+        const struct exo_device_binding *b = &src->bindings[i];
+        if (!exo_device_binding(dst, b->api))
+            exo_device_bind(dst, b->api, b->index, b->name, b->driver);
+    }
+}
+
 static void fold(struct exo_device *dst, const struct exo_device *src)
 {
+    /* A CPU-kind report from another API (PoCL, lavapipe) describes a software device on the
+     * host: its memory is the host's, already counted by the CPU probe, and what it says about
+     * clocks, subgroups or fp16 describes the emulation, not the cores. Only its binding is
+     * news. */
+    if (dst->kind == EXO_DEVICE_KIND_CPU) {
+        add_bindings(dst, src);
+        return;
+    }
     FILL_STR(vendor);
     FILL_STR(name);
     if (!dst->has_uuid && src->has_uuid) {
@@ -232,15 +250,10 @@ static void fold(struct exo_device *dst, const struct exo_device *src)
         dst->has_uuid = true;
     }
     FILL_STR(pci);
-    /* A CPU-kind report from another API (PoCL, lavapipe) describes a software device on the
-     * host: its memory is the host's, already counted by the CPU probe, and what it claims to
-     * support (fp16 arithmetic, say) is emulation, not a feature of the cores. */
-    if (dst->kind != EXO_DEVICE_KIND_CPU) {
-        FILL(mem_total);
-        FILL(mem_free);
-        dst->mem_shared = dst->mem_shared || src->mem_shared;
-        dst->features |= src->features;
-    }
+    FILL(mem_total);
+    FILL(mem_free);
+    dst->mem_shared = dst->mem_shared || src->mem_shared;
+    dst->features |= src->features;
     FILL(compute_units);
     FILL(threads);
     FILL(packages);
@@ -260,12 +273,7 @@ static void fold(struct exo_device *dst, const struct exo_device *src)
     FILL(subgroup_size);
     FILL_STR(isa);
     FILL_STR(sysfs_card);
-    dst->backends |= src->backends;
-    for (uint32_t i = 0; i < src->n_bindings && i < EXO_DEVICE_API_COUNT; i++) {
-        const struct exo_device_binding *b = &src->bindings[i];
-        if (!exo_device_binding(dst, b->api))
-            exo_device_bind(dst, b->api, b->index, b->name, b->driver);
-    }
+    add_bindings(dst, src);
 }
 
 #undef FILL

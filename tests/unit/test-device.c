@@ -143,18 +143,22 @@ static void test_device_merge_software_devices_into_cpu(void **state)
     host.features = EXO_DEVICE_FEAT_AVX2;
     exo_device_list_merge(&l, &host);
     /* PoCL and lavapipe are the same cores and memory: they become bindings of cpu0, and what
-     * they claim about memory or fp16 does not change the CPU's facts. */
+     * they claim about memory, clocks, subgroups or fp16 does not change the CPU's facts. */
     struct exo_device pocl = cpu(EXO_DEVICE_API_OPENCL, "pthread-AMD EPYC");
     pocl.mem_total = 20ull << 30;
     pocl.features = EXO_DEVICE_FEAT_FP16;
     exo_device_bind(&pocl, EXO_DEVICE_API_OPENCL, 0, pocl.name, "OpenCL 3.0 PoCL 3.1");
     assert_int_equal(exo_device_list_merge(&l, &pocl), 0);
+    pocl.clock_max_mhz = 2596;
     struct exo_device lvp = cpu(EXO_DEVICE_API_VULKAN, "llvmpipe (LLVM 15.0.6, 256 bits)");
+    lvp.subgroup_size = 8;
     assert_int_equal(exo_device_list_merge(&l, &lvp), 0);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.v[0].name, "AMD EPYC");
     assert_int_equal(l.v[0].mem_total, 24ull << 30);
     assert_int_equal(l.v[0].features, EXO_DEVICE_FEAT_AVX2);
+    assert_int_equal(l.v[0].clock_max_mhz, 0);
+    assert_int_equal(l.v[0].subgroup_size, 0);
     assert_int_equal(l.v[0].n_bindings, 3);
     assert_string_equal(exo_device_binding(&l.v[0], EXO_DEVICE_API_OPENCL)->driver,
                         "OpenCL 3.0 PoCL 3.1");
