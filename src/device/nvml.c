@@ -20,8 +20,7 @@
 #define NVML_TEMPERATURE_GPU    0
 #define NVML_CLOCK_SM           1
 #define NVML_CLOCK_MEM          2
-#define NVML_NAME_LEN           96
-#define NVML_UUID_LEN           96
+#define NVML_TEXT_LEN           96 /* name and UUID buffers, as NVML sizes them */
 #define NVML_DRIVER_VERSION_LEN 80
 #define MAX_GPUS                64
 
@@ -177,11 +176,6 @@ unsigned exo_nvml_count(const struct exo_nvml *n)
     return n->n;
 }
 
-const char *exo_nvml_driver(const struct exo_nvml *n)
-{
-    return n->driver;
-}
-
 /* The canonical PCI address of GPU i, or an empty string. */
 static void pci_address(struct exo_nvml *n, unsigned i, char out[EXO_DEVICE_PCI_SIZE])
 {
@@ -201,7 +195,7 @@ int exo_nvml_describe(struct exo_nvml *n, unsigned index, struct exo_device *ret
         return EXO_EINVAL;
     nvml_device dev = n->dev[index];
     struct nvml_api *f = &n->f;
-    char text[NVML_UUID_LEN];
+    char text[NVML_TEXT_LEN];
     exo_device_init(ret, EXO_DEVICE_KIND_GPU, EXO_DEVICE_API_NVML, (int32_t)index);
     snprintf(ret->vendor, sizeof(ret->vendor), "NVIDIA");
     memset(text, 0, sizeof(text));

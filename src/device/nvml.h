@@ -24,9 +24,6 @@ void exo_nvml_close(struct exo_nvml *n);
 
 unsigned exo_nvml_count(const struct exo_nvml *n);
 
-/* The NVML driver version ("550.54.15"), or "" when unknown. Borrowed from n. */
-const char *exo_nvml_driver(const struct exo_nvml *n);
-
 /* The fixed facts of GPU `index` (name, UUID, PCI address, memory, clocks, compute capability,
  * PCIe link) as a device bound to NVML. */
 int exo_nvml_describe(struct exo_nvml *n, unsigned index, struct exo_device *ret);

@@ -15,7 +15,6 @@
 #include "device/detect-int.h"
 #include "device/procfs.h"
 
-#define PCI_VENDOR_AMD   0x1002
 #define PCI_VENDOR_INTEL 0x8086
 
 /* A path under the card's directory: "/sys/class/drm/<card>/<rel>". */

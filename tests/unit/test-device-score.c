@@ -268,6 +268,10 @@ static void test_device_score_model_profile(void **state)
             assert_true(p.layer_elems[t] > 0);
     }
     assert_int_equal(mats, 7 * p.n_layer);
+    uint64_t per_layer = p.layer_other_bytes;
+    for (int t = 0; t < EXO_DTYPE_COUNT; t++)
+        per_layer += p.layer_bytes[t];
+    assert_int_equal(exo_model_profile_layer_bytes(&p), per_layer / p.n_layer);
     /* Everything but the output norm is accounted for. */
     assert_int_equal(bytes + m->output_norm->size, m->weight_bytes);
     assert_int_equal(p.kv_bytes_per_token, exo_model_kv_bytes_per_token(m, EXO_DTYPE_F16));
