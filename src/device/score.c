@@ -177,7 +177,10 @@ static uint64_t stream_size(const struct exo_device *cpu, const struct exo_score
         if (cpu->mem_free && s > cpu->mem_free / 8)
             s = cpu->mem_free / 8 > (16ull << 20) ? cpu->mem_free / 8 : (16ull << 20);
     }
-    /* Whole rows of the widest type (f32) and whole words. */
+    /* The mat-mat test views the buffer as an f32 matrix: never smaller than that. Then whole
+     * rows of the widest type (f32), which are whole words too. */
+    if (s < (uint64_t)MATMUL_ROWS * MATMUL_COLS * sizeof(float))
+        s = (uint64_t)MATMUL_ROWS * MATMUL_COLS * sizeof(float);
     uint64_t row = MATVEC_COLS * sizeof(float);
     return s / row * row;
 }

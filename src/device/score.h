@@ -71,8 +71,9 @@ struct exo_score {
 struct exo_score_params {
     int32_t n_threads;           /* <= 0: the physical cores, as the engine defaults to */
     double budget_s;             /* 0: 2.0 */
-    uint64_t stream_bytes;       /* matrix and buffer size for the streaming tests; 0: picked from
-                                  * the cache sizes (at least 64 MiB, at most 1 GiB) */
+    uint64_t stream_bytes;       /* matrix and buffer size for the streaming tests (at least
+                                  * 4 MiB); 0: picked from the cache sizes (at least 64 MiB, at
+                                  * most 1 GiB) */
     const enum exo_dtype *types; /* (optional) weight types to measure; NULL: every type the
                                   * CPU kernels compute with */
     size_t n_types;
