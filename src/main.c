@@ -20,6 +20,7 @@ static void usage(FILE *f)
                "  daemon    serve the OpenAI-compatible API and the dashboard (the default)\n"
                "  run       generate text from a model on this machine\n"
                "  bench     measure prompt-processing and generation speed\n"
+               "  devices   list this machine's devices and how fast they are\n"
                "\n"
                "Run 'exo <command> --help' for a command's options.\n");
 }
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
         exit(exo_cli_run(argc - 1, argv + 1));
     if (strcmp(argv[1], "bench") == 0)
         exit(exo_cli_bench(argc - 1, argv + 1));
+    if (strcmp(argv[1], "devices") == 0)
+        exit(exo_cli_devices(argc - 1, argv + 1));
     fprintf(stderr, "exo: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
