@@ -626,8 +626,7 @@ static double magnitude(enum exo_dtype t, const uint8_t *w, const float *xf, int
         double off = 0;
         int64_t b = i / block_elems(t);
         if (t == EXO_DTYPE_Q4_1) {
-            const struct block_q4_1 *blk = (const struct block_q4_1 *)(w + b * 20);
-            off = fabs(exo_fp16_to_fp32(blk->m));
+            off = fabs(exo_fp16_to_fp32(get16(w + b * 20 + 2)));
         } else if (t == EXO_DTYPE_Q4_K || t == EXO_DTYPE_Q5_K) {
             const uint8_t *blk = w + b * exo_dtype_info(t)->block_bytes;
             uint8_t sc[8], mn[8];

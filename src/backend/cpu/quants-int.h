@@ -104,6 +104,33 @@ static EXO_INLINE size_t qfmt_qs(enum qfmt f)
     return f == QFMT_Q4_1 ? 4 : 2;
 }
 
+/* Unaligned loads and stores through void pointers: the casts to vector pointer types that the
+ * intrinsics want would otherwise trip -Wcast-align on every call. */
+static EXO_INLINE __m128i x86_ld64(const void *p)
+{
+    return _mm_loadl_epi64((const __m128i *)p);
+}
+
+static EXO_INLINE __m128i x86_ld128(const void *p)
+{
+    return _mm_loadu_si128((const __m128i *)p);
+}
+
+static EXO_INLINE __m256i x86_ld256(const void *p)
+{
+    return _mm256_loadu_si256((const __m256i *)p);
+}
+
+static EXO_INLINE void x86_st128(void *p, __m128i v)
+{
+    _mm_storeu_si128((__m128i *)p, v);
+}
+
+static EXO_INLINE void x86_st256(void *p, __m256i v)
+{
+    _mm256_storeu_si256((__m256i *)p, v);
+}
+
 static EXO_INLINE float x86_h2f(const uint8_t *p)
 {
     uint16_t h;
@@ -123,7 +150,7 @@ static EXO_INLINE float x86_hsum(__m256 v)
  * the upper half is shifted right by 4 before masking. */
 static EXO_INLINE __m256i x86_nibbles(const uint8_t *qs)
 {
-    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    __m256i v = _mm256_broadcastsi128_si256(x86_ld128(qs));
     v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
 }
@@ -199,9 +226,9 @@ static EXO_INLINE __m256 x86_scales_paired(__m256 h)
 static EXO_INLINE __m256i x86_blk_dot(enum qfmt f, const uint8_t *w, const uint8_t *x)
 {
     const __m256i zero = _mm256_setzero_si256();
-    __m256i y = _mm256_loadu_si256((const __m256i *)(x + qfmt_qs(f)));
+    __m256i y = x86_ld256((x + qfmt_qs(f)));
     if (f == QFMT_Q8_0) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(w + qfmt_qs(f)));
+        __m256i v = x86_ld256((w + qfmt_qs(f)));
         return x86_dot_us(zero, _mm256_abs_epi8(v), _mm256_sign_epi8(y, v));
     }
     __m256i u = x86_nibbles(w + qfmt_qs(f));
@@ -255,8 +282,8 @@ static EXO_INLINE void x86_vec_dot(enum qfmt f, int64_t n, float *s, const void 
 /* 16 bytes at a and at b side by side; zeros for a block past the group's nv. */
 static EXO_INLINE __m256i x86_load2x128(const uint8_t *a, bool va, const uint8_t *b, bool vb)
 {
-    __m128i lo = va ? _mm_loadu_si128((const __m128i *)a) : _mm_setzero_si128();
-    __m128i hi = vb ? _mm_loadu_si128((const __m128i *)b) : _mm_setzero_si128();
+    __m128i lo = va ? x86_ld128(a) : _mm_setzero_si128();
+    __m128i hi = vb ? x86_ld128(b) : _mm_setzero_si128();
     return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 }
 

@@ -60,7 +60,7 @@ static EXO_INLINE float f32_at(const void *p, int64_t i)
 
 static EXO_INLINE __m256 f16_load8(const void *p, int64_t i)
 {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    return _mm256_cvtph_ps(x86_ld128(((const uint16_t *)p + i)));
 }
 
 static EXO_INLINE float f16_at(const void *p, int64_t i)
@@ -70,7 +70,7 @@ static EXO_INLINE float f16_at(const void *p, int64_t i)
 
 static EXO_INLINE __m256 bf16_load8(const void *p, int64_t i)
 {
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+    __m128i h = x86_ld128(((const uint16_t *)p + i));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
@@ -132,7 +132,7 @@ static EXO_INLINE float quantize32(const float *x, int8_t *q, __m256i *ret_sum8)
     __m256i p =
         _mm256_packs_epi16(_mm256_packs_epi32(i32[0], i32[1]), _mm256_packs_epi32(i32[2], i32[3]));
     p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256((__m256i *)q, p);
+    x86_st256(q, p);
     return d;
 }
 
@@ -184,7 +184,7 @@ static void q8_K_from_float(const float *src, void *dst, int64_t n)
             __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i32[0], i32[1]),
                                            _mm256_packs_epi32(i32[2], i32[3]));
             p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-            _mm256_storeu_si256((__m256i *)(y[b].qs + 32 * j), p);
+            x86_st256((y[b].qs + 32 * j), p);
         }
     }
 }
@@ -218,7 +218,7 @@ static void q8_0_to_float(const void *src, float *dst, int64_t n)
     for (int64_t b = 0; b < n / QK8_0; b++) {
         __m256 d = _mm256_set1_ps(_cvtsh_ss(x[b].d));
         for (int j = 0; j < 4; j++) {
-            __m128i q = _mm_loadl_epi64((const __m128i *)(x[b].qs + 8 * j));
+            __m128i q = x86_ld64((x[b].qs + 8 * j));
             _mm256_storeu_ps(dst + 32 * b + 8 * j,
                              _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
         }
@@ -264,10 +264,10 @@ static void q4_1_to_float(const void *src, float *dst, int64_t n)
 /* sum_j mn[j] * (bsums[2j] + bsums[2j + 1]) */
 static EXO_INLINE int k4_mins(const uint8_t *mn, const int16_t *bsums)
 {
-    __m128i lo = _mm_loadu_si128((const __m128i *)bsums);
-    __m128i hi = _mm_loadu_si128((const __m128i *)(bsums + 8));
+    __m128i lo = x86_ld128(bsums);
+    __m128i hi = x86_ld128((bsums + 8));
     __m128i pairs = _mm_hadd_epi16(lo, hi);
-    __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+    __m128i m16 = _mm_cvtepu8_epi16(x86_ld64(mn));
     __m128i v = _mm_madd_epi16(pairs, m16);
     v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
     v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
@@ -279,10 +279,10 @@ static EXO_INLINE __m256i k4_sumi(const uint8_t *qs, const uint8_t *qh, const ui
                                   const int8_t *y)
 {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    __m256i hbits = qh ? x86_ld256(qh) : _mm256_setzero_si256();
     __m256i sumi = _mm256_setzero_si256();
     for (int p = 0; p < 4; p++) {
-        __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * p));
+        __m256i q = x86_ld256((qs + 32 * p));
         __m256i q0 = _mm256_and_si256(q, low4);
         __m256i q1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
         if (qh) {
@@ -293,8 +293,8 @@ static EXO_INLINE __m256i k4_sumi(const uint8_t *qs, const uint8_t *qh, const ui
             q0 = _mm256_or_si256(q0, _mm256_slli_epi16(h0, 4));
             q1 = _mm256_or_si256(q1, _mm256_slli_epi16(h1, 4));
         }
-        __m256i y0 = _mm256_loadu_si256((const __m256i *)(y + 64 * p));
-        __m256i y1 = _mm256_loadu_si256((const __m256i *)(y + 64 * p + 32));
+        __m256i y0 = x86_ld256((y + 64 * p));
+        __m256i y1 = x86_ld256((y + 64 * p + 32));
         __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0, y0), _mm256_set1_epi16(sc[2 * p]));
         __m256i p1 =
             _mm256_madd_epi16(_mm256_maddubs_epi16(q1, y1), _mm256_set1_epi16(sc[2 * p + 1]));
@@ -344,16 +344,15 @@ static void q6_K_vec_dot(int64_t n, float *s, const void *w, const void *x)
     const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t k = 0; k < n / QK_K; k++) {
-        __m128i sc8 = _mm_loadu_si128((const __m128i *)a[k].scales);
+        __m128i sc8 = x86_ld128(a[k].scales);
         /* The -32 offset: 32 * sum_j sc[j] * bsums[j], subtracted from the int32 lanes. */
-        __m256i offs = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
-                                         _mm256_loadu_si256((const __m256i *)b[k].bsums));
+        __m256i offs = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), x86_ld256(b[k].bsums));
         __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offs, 5));
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = a[k].ql + 64 * h, *qh = a[k].qh + 32 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i l0 = x86_ld256(ql);
+            __m256i l1 = x86_ld256((ql + 32));
+            __m256i hb = x86_ld256(qh);
             __m256i q[4];
             q[0] = _mm256_or_si256(_mm256_and_si256(l0, low4),
                                    _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45));
@@ -369,7 +368,7 @@ static void q6_K_vec_dot(int64_t n, float *s, const void *w, const void *x)
                     _mm_add_epi8(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
                                  _mm_set1_epi8((char)(8 * h + 2 * j)));
                 __m256i scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
-                __m256i y = _mm256_loadu_si256((const __m256i *)(b[k].qs + 128 * h + 32 * j));
+                __m256i y = x86_ld256((b[k].qs + 128 * h + 32 * j));
                 __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], y), scv);
                 sumi = _mm256_add_epi32(sumi, p);
             }

@@ -56,8 +56,8 @@ static EXO_INLINE float quantize32(const float *x, int8_t *q, int *ret_sum)
     float d = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127.0f;
     __m512 id = _mm512_set1_ps(inverse(d));
     __m512i q0 = quantize16(v0, id), q1 = quantize16(v1, id);
-    _mm_storeu_si128((__m128i *)q, _mm512_cvtsepi32_epi8(q0));
-    _mm_storeu_si128((__m128i *)(q + 16), _mm512_cvtsepi32_epi8(q1));
+    x86_st128(q, _mm512_cvtsepi32_epi8(q0));
+    x86_st128((q + 16), _mm512_cvtsepi32_epi8(q1));
     *ret_sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
     return d;
 }
@@ -95,7 +95,7 @@ static void q8_K_from_float(const float *src, void *dst, int64_t n)
         y[b].d = d;
         for (int j = 0; j < QK_K / 16; j++) {
             __m512i q = quantize16(_mm512_loadu_ps(x + 16 * j), id);
-            _mm_storeu_si128((__m128i *)(y[b].qs + 16 * j), _mm512_cvtsepi32_epi8(q));
+            x86_st128((y[b].qs + 16 * j), _mm512_cvtsepi32_epi8(q));
             y[b].bsums[j] = (int16_t)_mm512_reduce_add_epi32(q);
         }
     }
