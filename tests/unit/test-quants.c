@@ -772,7 +772,8 @@ static void test_quants_gemm_matches_ref(void **state)
             for (int nr = 1; nr <= k->tile_rows; nr++)
                 for (int nc = 1; nc <= k->tile_cols; nc++) {
                     check_gemm(&rng, k, W_GAUSS, n, nr, nc);
-                    check_gemm(&rng, k, (nr + nc) % 2 ? W_RANDOM : W_EXTREME, n + 3 * 32, nr, nc);
+                    check_gemm(&rng, k, (nr + nc) % 2 ? W_RANDOM : W_EXTREME,
+                               n + 3 * block_elems(weight_types[t]), nr, nc);
                 }
             check_gemm(&rng, k, W_GAUSS, 576, k->tile_rows, k->tile_cols);
             tested++;

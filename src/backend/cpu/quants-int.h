@@ -15,6 +15,7 @@
 #define EXO_BACKEND_CPU_QUANTS_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -472,6 +473,173 @@ static EXO_INLINE void x86_gemm(enum qfmt f, int R, int C, int64_t n, int nr, in
         for (int c = 0; c < nc; c++)
             x86_vec_dot(f, n, s + (size_t)c * lds + (size_t)r, w + (size_t)r * ldw,
                         x + (size_t)c * ldx);
+}
+
+/* ---- K-quant gemm tiles -------------------------------------------------------------------
+ * Per super-block each weight row is unpacked once into eight 32-quant chunks with the int16
+ * multipliers of their sub-blocks, then dotted with every column: vpmaddubsw, then vpmaddwd
+ * against the multipliers, which applies the sub-block scales and widens in one step. The mins
+ * (q4_K, q5_K) and q6_K's -32 come from the activation's bsums. */
+enum kfmt { KFMT_Q4_K, KFMT_Q5_K, KFMT_Q6_K };
+
+static EXO_INLINE size_t kfmt_bytes(enum kfmt f)
+{
+    return f == KFMT_Q4_K   ? sizeof(struct block_q4_K)
+           : f == KFMT_Q5_K ? sizeof(struct block_q5_K)
+                            : sizeof(struct block_q6_K);
+}
+
+/* The scales (bytes 0-7) and mins (bytes 8-15) of exo_quants_k4_scales, unpacked four at a time
+ * in 32-bit words. */
+static EXO_INLINE __m128i x86_k4_scales(const uint8_t *packed)
+{
+    uint32_t a[3];
+    memcpy(a, packed, 12);
+    uint32_t sc_lo = a[0] & 0x3f3f3f3fu, mn_lo = a[1] & 0x3f3f3f3fu;
+    uint32_t sc_hi = (a[2] & 0x0f0f0f0fu) | ((a[0] >> 6) & 0x03030303u) << 4;
+    uint32_t mn_hi = ((a[2] >> 4) & 0x0f0f0f0fu) | ((a[1] >> 6) & 0x03030303u) << 4;
+    return _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)mn_lo, (int)mn_hi);
+}
+
+/* One weight super-block ready for the tile: u[j] the unsigned quants of elements 32j..32j+31,
+ * sc[j] their int16 multipliers, ofs the int16 weights of the activation's 16 bsums in the
+ * offset term, so that dot = dx * (d * sum(sc * u * y) - dofs * sum(ofs * bsums)). */
+struct x86_krow {
+    __m256i u[8], sc[8], ofs;
+    float d, dofs;
+};
+
+static EXO_INLINE void x86_krow(enum kfmt f, const uint8_t *blk, struct x86_krow *k)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    if (f == KFMT_Q6_K) {
+        const struct block_q6_K *b = (const void *)blk;
+        const __m256i bits45 = _mm256_set1_epi8(0x30);
+        for (int h = 0; h < 2; h++) {
+            __m256i l0 = x86_ld256(b->ql + 64 * h), l1 = x86_ld256(b->ql + 64 * h + 32);
+            __m256i hb = x86_ld256(b->qh + 32 * h);
+            k->u[4 * h] = _mm256_or_si256(_mm256_and_si256(l0, low4),
+                                          _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45));
+            k->u[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, low4),
+                                              _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45));
+            k->u[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                                              _mm256_and_si256(hb, bits45));
+            k->u[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                                              _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45));
+        }
+        /* Chunk j spans sub-blocks 2j and 2j + 1, one per half of its int16 lanes. */
+        __m128i sc8 = x86_ld128(b->scales);
+        const __m128i pair = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        for (int j = 0; j < 8; j++)
+            k->sc[j] = _mm256_cvtepi8_epi16(
+                _mm_shuffle_epi8(sc8, _mm_add_epi8(pair, _mm_set1_epi8((char)(2 * j)))));
+        k->ofs = _mm256_slli_epi16(_mm256_cvtepi8_epi16(sc8), 5);
+        k->d = k->dofs = x86_h2f((const uint8_t *)&b->d);
+        return;
+    }
+    const uint8_t *qs =
+        blk + (f == KFMT_Q4_K ? offsetof(struct block_q4_K, qs) : offsetof(struct block_q5_K, qs));
+    __m256i hb =
+        f == KFMT_Q5_K ? x86_ld256(blk + offsetof(struct block_q5_K, qh)) : _mm256_setzero_si256();
+    for (int p = 0; p < 4; p++) {
+        __m256i q = x86_ld256(qs + 32 * p);
+        k->u[2 * p] = _mm256_and_si256(q, low4);
+        k->u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        if (f == KFMT_Q5_K) {
+            /* Bit 2p of qh[l] is the fifth bit of weight 64p + l, bit 2p + 1 that of
+             * 64p + 32 + l. */
+            const __m256i one = _mm256_set1_epi8(1);
+            __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * p), one);
+            __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(hb, 2 * p + 1), one);
+            k->u[2 * p] = _mm256_or_si256(k->u[2 * p], _mm256_slli_epi16(h0, 4));
+            k->u[2 * p + 1] = _mm256_or_si256(k->u[2 * p + 1], _mm256_slli_epi16(h1, 4));
+        }
+    }
+    /* Scale j broadcast to every int16 lane; the mins once per bsum (two bsums a sub-block). */
+    __m256i v = _mm256_broadcastsi128_si256(x86_k4_scales(blk + 4));
+    for (int j = 0; j < 8; j++)
+        k->sc[j] = _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(0xff00 | j)));
+    k->ofs = _mm256_shuffle_epi8(v, _mm256_setr_epi8(8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11,
+                                                     -1, 11, -1, 12, -1, 12, -1, 13, -1, 13, -1, 14,
+                                                     -1, 14, -1, 15, -1, 15, -1));
+    k->d = x86_h2f(blk);
+    k->dofs = x86_h2f(blk + 2);
+}
+
+/* A tile of R <= 4 rows by C <= 8 columns of K-quant weights against q8_K activations. */
+static EXO_INLINE void x86_ktile(enum kfmt f, int R, int C, int64_t nb, float *s, size_t lds,
+                                 const uint8_t *w, size_t ldw, const uint8_t *x, size_t ldx)
+{
+    __m256 acc[4][8];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < nb; k++) {
+        struct x86_krow kr[4];
+        for (int r = 0; r < R; r++)
+            x86_krow(f, w + (size_t)r * ldw + (size_t)k * kfmt_bytes(f), &kr[r]);
+        for (int c = 0; c < C; c++) {
+            const struct block_q8_K *y =
+                (const void *)(x + (size_t)c * ldx + (size_t)k * sizeof(struct block_q8_K));
+            __m256i bs = x86_ld256(y->bsums);
+            __m256 dx = _mm256_set1_ps(y->d);
+            for (int r = 0; r < R; r++) {
+                __m256i sumi = _mm256_setzero_si256();
+                for (int j = 0; j < 8; j++) {
+                    __m256i p = _mm256_maddubs_epi16(kr[r].u[j], x86_ld256(y->qs + 32 * j));
+                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, kr[r].sc[j]));
+                }
+                __m256 ofs = _mm256_cvtepi32_ps(_mm256_madd_epi16(kr[r].ofs, bs));
+                __m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(kr[r].d),
+                                           _mm256_mul_ps(ofs, _mm256_set1_ps(kr[r].dofs)));
+                acc[r][c] = _mm256_fmadd_ps(t, dx, acc[r][c]);
+            }
+        }
+    }
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++)
+            s[(size_t)c * lds + (size_t)r] = x86_hsum(acc[r][c]);
+}
+
+/* gemm over x86_ktile: whole R-row tiles with any column count up to C; fewer rows go entry by
+ * entry through the 1 x 1 tile. */
+static EXO_INLINE void x86_kgemm(enum kfmt f, int R, int C, int64_t n, int nr, int nc, float *s,
+                                 size_t lds, const void *vw, size_t ldw, const void *vx, size_t ldx)
+{
+    const uint8_t *w = vw, *x = vx;
+    int64_t nb = n / QK_K;
+    if (nr == R && nc >= 1 && nc <= C) {
+        switch (nc) {
+        case 1:
+            x86_ktile(f, R, 1, nb, s, lds, w, ldw, x, ldx);
+            return;
+        case 2:
+            x86_ktile(f, R, 2, nb, s, lds, w, ldw, x, ldx);
+            return;
+        case 3:
+            x86_ktile(f, R, 3, nb, s, lds, w, ldw, x, ldx);
+            return;
+        case 4:
+            x86_ktile(f, R, 4, nb, s, lds, w, ldw, x, ldx);
+            return;
+        case 5:
+            x86_ktile(f, R, 5, nb, s, lds, w, ldw, x, ldx);
+            return;
+        case 6:
+            x86_ktile(f, R, 6, nb, s, lds, w, ldw, x, ldx);
+            return;
+        case 7:
+            x86_ktile(f, R, 7, nb, s, lds, w, ldw, x, ldx);
+            return;
+        default:
+            x86_ktile(f, R, 8, nb, s, lds, w, ldw, x, ldx);
+            return;
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < nc; c++)
+            x86_ktile(f, 1, 1, nb, s + (size_t)c * lds + (size_t)r, lds, w + (size_t)r * ldw, ldw,
+                      x + (size_t)c * ldx, ldx);
 }
 
 #endif /* __AVX2__ && __FMA__ && __F16C__ */

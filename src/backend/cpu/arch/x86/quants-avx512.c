@@ -34,6 +34,22 @@ FORMAT_KERNELS(q4_0, QFMT_Q4_0)
 FORMAT_KERNELS(q4_1, QFMT_Q4_1)
 FORMAT_KERNELS(q8_0, QFMT_Q8_0)
 
+/* K-quant tiles: the shared code again, here with 32 vector registers; 4 x 8 and 2 x 8 measured
+ * alike (about 95 GFLOP/s for q4_K against 80 for the AVX2 build), 4 x 4 lower. */
+#define KTILE_R 4
+#define KTILE_C 8
+
+#define K_GEMM(name, f)                                                                     \
+    static void name##_gemm(int64_t n, int nr, int nc, float *s, size_t lds, const void *w, \
+                            size_t ldw, const void *x, size_t ldx)                          \
+    {                                                                                       \
+        x86_kgemm(f, KTILE_R, KTILE_C, n, nr, nc, s, lds, w, ldw, x, ldx);                  \
+    }
+
+K_GEMM(q4_K, KFMT_Q4_K)
+K_GEMM(q5_K, KFMT_Q5_K)
+K_GEMM(q6_K, KFMT_Q6_K)
+
 /* ---- 8-bit activation quantizers -------------------------------------------------------------
  * Operation for operation the scalar reference (d = amax / 127, q = round-half-even(x / d)
  * clamped to [-127, 127]), so the bytes are identical. */
@@ -120,6 +136,21 @@ void exo_quants_avx512_install(struct exo_cpu_kernels *tab)
         k->tile_rows = TILE_R;
         k->tile_cols = TILE_C;
         k->isa = "avx512";
+    }
+    static const struct {
+        enum exo_dtype type;
+        void (*gemm)(int64_t, int, int, float *, size_t, const void *, size_t, const void *,
+                     size_t);
+    } kgemms[] = {
+        {EXO_DTYPE_Q4_K, q4_K_gemm},
+        {EXO_DTYPE_Q5_K, q5_K_gemm},
+        {EXO_DTYPE_Q6_K, q6_K_gemm},
+    };
+    for (size_t i = 0; i < sizeof(kgemms) / sizeof(kgemms[0]); i++) {
+        struct exo_cpu_kernels *k = &tab[kgemms[i].type];
+        k->gemm = kgemms[i].gemm;
+        k->tile_rows = KTILE_R;
+        k->tile_cols = KTILE_C;
     }
     tab[EXO_DTYPE_Q8_0].from_float = q8_0_from_float;
     tab[EXO_DTYPE_Q8_1].from_float = q8_1_from_float;
