@@ -7,9 +7,9 @@
  * (exo_quants_<isa>_install). A level therefore never lacks a kernel, and a type that gains
  * nothing from wider vectors simply keeps the narrower code.
  *
- * The helpers below decode the parts of the block formats that every variant needs in scalar
- * form (the packed K-quant scales); keeping one copy here means the SIMD files cannot drift from
- * the reference.
+ * Below that: the packed K-quant scales in scalar form, which the reference and the AVX2
+ * vec_dot share, and the x86 kernels that the AVX2 and AVX-512 files both compile, each with its
+ * own flags (see the comment at the start of that section).
  */
 #ifndef EXO_BACKEND_CPU_QUANTS_INT_H
 #define EXO_BACKEND_CPU_QUANTS_INT_H
@@ -42,14 +42,6 @@ static inline void exo_quants_k4_scales(const uint8_t *packed, uint8_t *sc, uint
         sc[j + 4] = (uint8_t)((packed[j + 8] & 0xf) | (packed[j] >> 6) << 4);
         mn[j + 4] = (uint8_t)((packed[j + 8] >> 4) | (packed[j + 4] >> 6) << 4);
     }
-}
-
-/* The two fp16 fields at the start of a block header (d and m, d and s, or d and dmin). */
-static inline uint32_t exo_quants_hdr32(const void *block)
-{
-    uint32_t v;
-    memcpy(&v, block, 4);
-    return v;
 }
 
 /*
