@@ -261,8 +261,22 @@ static EXO_INLINE void x86_vec_dot(enum qfmt f, int64_t n, float *s, const void 
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (; k + 4 <= nb; k += 4)
         acc = x86_vec_group(f, 4, w + (size_t)k * wb, x + (size_t)k * xb, acc, &accm);
-    if (k < nb)
-        acc = x86_vec_group(f, (int)(nb - k), w + (size_t)k * wb, x + (size_t)k * xb, acc, &accm);
+    /* The last 1-3 blocks, each count its own instantiation so that nothing is decided per
+     * block (576-wide rows, 18 blocks, end in two). */
+    const uint8_t *wk = w + (size_t)k * wb, *xk = x + (size_t)k * xb;
+    switch (nb - k) {
+    case 3:
+        acc = x86_vec_group(f, 3, wk, xk, acc, &accm);
+        break;
+    case 2:
+        acc = x86_vec_group(f, 2, wk, xk, acc, &accm);
+        break;
+    case 1:
+        acc = x86_vec_group(f, 1, wk, xk, acc, &accm);
+        break;
+    default:
+        break;
+    }
     /* Only the odd lanes of accm hold q4_1's m * s terms. */
     if (f == QFMT_Q4_1)
         acc = _mm256_add_ps(acc, _mm256_blend_ps(_mm256_setzero_ps(), accm, 0xaa));
@@ -419,9 +433,21 @@ static EXO_INLINE void x86_tile(enum qfmt f, int R, int C, int64_t nb, float *s,
     int64_t k = 0;
     for (; k + 4 <= nb; k += 4)
         x86_tile_group(f, R, C, 4, acc, w + (size_t)k * wb, ldw, x + (size_t)k * xb, ldx);
-    if (k < nb)
-        x86_tile_group(f, R, C, (int)(nb - k), acc, w + (size_t)k * wb, ldw, x + (size_t)k * xb,
-                       ldx);
+    /* As in x86_vec_dot, a constant count for the last 1-3 blocks. */
+    const uint8_t *wk = w + (size_t)k * wb, *xk = x + (size_t)k * xb;
+    switch (nb - k) {
+    case 3:
+        x86_tile_group(f, R, C, 3, acc, wk, ldw, xk, ldx);
+        break;
+    case 2:
+        x86_tile_group(f, R, C, 2, acc, wk, ldw, xk, ldx);
+        break;
+    case 1:
+        x86_tile_group(f, R, C, 1, acc, wk, ldw, xk, ldx);
+        break;
+    default:
+        break;
+    }
     for (int c = 0; c < C; c++)
         for (int r = 0; r < R; r++)
             s[(size_t)c * lds + (size_t)r] = x86_hsum(acc[r][c]);
