@@ -170,8 +170,7 @@ static double measure_memory(void)
 }
 
 /* The activation vector of a mat-vec, quantized once (as the backend does per op), then one
- * vec_dot per row, or (tiles) one gemm call per tile_rows rows with a single column, which
- * shares the activation's unpacking among the tile's rows. */
+ * vec_dot per row. (gemm with a single column does the same, see quants-int.h.) */
 struct matvec {
     const struct exo_cpu_kernels *k, *act;
     const uint8_t *w;
@@ -180,23 +179,13 @@ struct matvec {
     const float *x;
     uint8_t *xq;
     float *y;
-    bool tiles;
 };
 
 static void run_matvec(const struct matvec *m)
 {
     m->act->from_float(m->x, m->xq, m->cols);
-    if (!m->tiles) {
-        for (int64_t r = 0; r < m->rows; r++)
-            m->k->vec_dot(m->cols, &m->y[r], m->w + r * m->row_bytes, m->xq);
-        return;
-    }
-    int tr = m->k->tile_rows;
-    for (int64_t r = 0; r < m->rows; r += tr) {
-        int nr = m->rows - r < tr ? (int)(m->rows - r) : tr;
-        m->k->gemm(m->cols, nr, 1, &m->y[r], (size_t)m->rows, m->w + r * m->row_bytes, m->row_bytes,
-                   m->xq, 0);
-    }
+    for (int64_t r = 0; r < m->rows; r++)
+        m->k->vec_dot(m->cols, &m->y[r], m->w + r * m->row_bytes, m->xq);
 }
 
 /* Best time of repeated calls, in ns. */
@@ -259,24 +248,18 @@ static void bench_matvec(struct exo_rng *rng, enum exo_dtype t)
             if (quick && isa == 0 && big)
                 continue;
             m.act = exo_cpu_kernels_isa(m.k->vec_dot_type, isa);
-            for (int tiles = 0; tiles < (m.k->gemm ? 2 : 1); tiles++) {
-                m.tiles = tiles;
-                double ns = best_ns(matvec_cb, &m, big ? 3 : 10);
-                if (isa == 0)
-                    base_ns = ns;
-                double gbs = (double)wbytes / ns;
-                char how[16];
-                snprintf(how, sizeof(how), tiles ? "%s %dx1" : "%s", isa_names[isa],
-                         m.k->tile_rows);
-                printf("  %-5s %-12s %5lldx%-5lld %-10s %9.1f us %7.2f GB/s %7.2f GFLOP/s",
-                       exo_dtype_name(t), sh->name, (long long)sh->rows, (long long)sh->cols, how,
-                       ns / 1e3, gbs, 2.0 * (double)sh->rows * (double)sh->cols / ns);
-                if (big)
-                    printf("  %3.0f%% of mem", 100.0 * gbs / mem_gbs);
-                if (base_ns > 0 && isa > 0)
-                    printf("  x%.1f vs scalar", base_ns / ns);
-                printf("\n");
-            }
+            double ns = best_ns(matvec_cb, &m, big ? 3 : 10);
+            if (isa == 0)
+                base_ns = ns;
+            double gbs = (double)wbytes / ns;
+            printf("  %-5s %-12s %5lldx%-5lld %-7s %9.1f us %7.2f GB/s %7.2f GFLOP/s",
+                   exo_dtype_name(t), sh->name, (long long)sh->rows, (long long)sh->cols,
+                   isa_names[isa], ns / 1e3, gbs, 2.0 * (double)sh->rows * (double)sh->cols / ns);
+            if (big)
+                printf("  %3.0f%% of mem", 100.0 * gbs / mem_gbs);
+            if (base_ns > 0 && isa > 0)
+                printf("  x%.1f vs scalar", base_ns / ns);
+            printf("\n");
         }
         exo_aligned_free(w);
         exo_aligned_free(x);
@@ -340,20 +323,16 @@ static void bench_token(struct exo_rng *rng)
         const struct exo_cpu_kernels *k41 = exo_cpu_kernels_isa(EXO_DTYPE_Q4_1, isa);
         if (!k41 || (quick && isa == 0))
             continue;
-        for (int tiles = 0; tiles < (k41->gemm ? 2 : 1); tiles++) {
-            for (int l = 0; l <= 30; l++)
-                for (int j = 0; j < (l < 30 ? 7 : 1); j++) {
-                    struct matvec *m = l < 30 ? &tk->layer[l][j] : &tk->output;
-                    m->k = l < 30 ? k41 : exo_cpu_kernels_isa(EXO_DTYPE_Q8_0, isa);
-                    m->act = exo_cpu_kernels_isa(m->k->vec_dot_type, isa);
-                    m->tiles = tiles && m->k->gemm;
-                }
-            double ns = best_ns(token_cb, tk, 5);
-            double gbs = (double)total / ns;
-            printf("  %-7s %-13s %8.2f ms/token  %6.1f tokens/s  %6.2f GB/s  %3.0f%% of mem\n",
-                   isa_names[isa], tiles ? "gemm tiles" : "vec_dot rows", ns / 1e6, 1e9 / ns, gbs,
-                   100.0 * gbs / mem_gbs);
-        }
+        for (int l = 0; l <= 30; l++)
+            for (int j = 0; j < (l < 30 ? 7 : 1); j++) {
+                struct matvec *m = l < 30 ? &tk->layer[l][j] : &tk->output;
+                m->k = l < 30 ? k41 : exo_cpu_kernels_isa(EXO_DTYPE_Q8_0, isa);
+                m->act = exo_cpu_kernels_isa(m->k->vec_dot_type, isa);
+            }
+        double ns = best_ns(token_cb, tk, 5);
+        double gbs = (double)total / ns;
+        printf("  %-7s %8.2f ms/token  %6.1f tokens/s  %6.2f GB/s  %3.0f%% of mem\n",
+               isa_names[isa], ns / 1e6, 1e9 / ns, gbs, 100.0 * gbs / mem_gbs);
     }
     for (int l = 0; l <= 30; l++)
         for (int j = 0; j < (l < 30 ? 7 : 1); j++)

@@ -71,10 +71,10 @@ static inline void exo_quants_k4_scales(const uint8_t *packed, uint8_t *sc, uint
 #endif
 
 /* A weight format together with its activation partner. */
-/* How far ahead of a tile's weight rows to prefetch. A tile reads its rows in lockstep, four
+/* How far ahead of a tile's weight rows to prefetch. A tile reads its rows in lockstep, several
  * interleaved streams that the hardware prefetchers follow poorly: a 4 x 1 tile over a 47 MB
- * q4_1 matrix streamed at 5.7 GB/s without this and about 10 GB/s with it (single rows, as
- * vec_dot reads them, reach 15). */
+ * q4_1 matrix streamed at 5.7 GB/s without this and about 10 GB/s with it, where single rows,
+ * as vec_dot reads them, reach 15 (which is why a single column goes through vec_dot). */
 #define X86_PREFETCH_BYTES 4096
 
 enum qfmt { QFMT_Q4_0, QFMT_Q4_1, QFMT_Q8_0 };
@@ -453,14 +453,16 @@ static EXO_INLINE void x86_tile(enum qfmt f, int R, int C, int64_t nb, float *s,
             s[(size_t)c * lds + (size_t)r] = x86_hsum(acc[r][c]);
 }
 
-/* gemm over x86_tile: whole R-row tiles with any column count up to C, instantiated for each;
- * fewer rows go row by row. */
+/* gemm over x86_tile: whole R-row tiles with 2 to C columns, instantiated for each; anything
+ * else entry by entry through vec_dot. A single column (decode) therefore goes row by row,
+ * which measured faster on matrices streamed from memory than a tile reading R rows in lockstep
+ * (the decode sweep of bench-kernels: 7.7 against 9.6 ms). */
 static EXO_INLINE void x86_gemm(enum qfmt f, int R, int C, int64_t n, int nr, int nc, float *s,
                                 size_t lds, const void *vw, size_t ldw, const void *vx, size_t ldx)
 {
     const uint8_t *w = vw, *x = vx;
     int64_t nb = n / 32;
-    if (nr == R) {
+    if (nr == R && nc > 1) {
         switch (nc) {
         case 4:
             if (C >= 4) {
@@ -480,9 +482,6 @@ static EXO_INLINE void x86_gemm(enum qfmt f, int R, int C, int64_t n, int nr, in
                 return;
             }
             break;
-        case 1:
-            x86_tile(f, R, 1, nb, s, lds, w, ldw, x, ldx);
-            return;
         default:
             break;
         }
@@ -505,6 +504,126 @@ static EXO_INLINE size_t kfmt_bytes(enum kfmt f)
     return f == KFMT_Q4_K   ? sizeof(struct block_q4_K)
            : f == KFMT_Q5_K ? sizeof(struct block_q5_K)
                             : sizeof(struct block_q6_K);
+}
+
+/* K-quant vec_dot, one super-block at a time. Each super-block's integer sum is exact in int32
+ * (the largest, q6_K's, stays below 2^28); the mins (q4_K, q5_K) and q6_K's -32 offset come
+ * from the activation's bsums. */
+
+/* sum_j mn[j] * (bsums[2j] + bsums[2j + 1]) */
+static EXO_INLINE int x86_k4_mins(const uint8_t *mn, const int16_t *bsums)
+{
+    __m128i lo = x86_ld128(bsums);
+    __m128i hi = x86_ld128((bsums + 8));
+    __m128i pairs = _mm_hadd_epi16(lo, hi);
+    __m128i m16 = _mm_cvtepu8_epi16(x86_ld64(mn));
+    __m128i v = _mm_madd_epi16(pairs, m16);
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(v);
+}
+
+/* q4_K (qh NULL) and q5_K: sum_j sc[j] * dot(q of sub-block j, x of sub-block j). */
+static EXO_INLINE __m256i x86_k4_sumi(const uint8_t *qs, const uint8_t *qh, const uint8_t *sc,
+                                      const int8_t *y)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256i hbits = qh ? x86_ld256(qh) : _mm256_setzero_si256();
+    __m256i sumi = _mm256_setzero_si256();
+    for (int p = 0; p < 4; p++) {
+        __m256i q = x86_ld256((qs + 32 * p));
+        __m256i q0 = _mm256_and_si256(q, low4);
+        __m256i q1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        if (qh) {
+            /* Bit 2p of qh[l] is the fifth bit of weight 64p + l, bit 2p + 1 that of 64p+32+l. */
+            const __m256i one = _mm256_set1_epi8(1);
+            __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * p), one);
+            __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * p + 1), one);
+            q0 = _mm256_or_si256(q0, _mm256_slli_epi16(h0, 4));
+            q1 = _mm256_or_si256(q1, _mm256_slli_epi16(h1, 4));
+        }
+        __m256i y0 = x86_ld256((y + 64 * p));
+        __m256i y1 = x86_ld256((y + 64 * p + 32));
+        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0, y0), _mm256_set1_epi16(sc[2 * p]));
+        __m256i p1 =
+            _mm256_madd_epi16(_mm256_maddubs_epi16(q1, y1), _mm256_set1_epi16(sc[2 * p + 1]));
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+    }
+    return sumi;
+}
+
+static EXO_INLINE void x86_k4_vec_dot(bool five, int64_t n, float *s, const void *w, const void *x)
+{
+    const struct block_q8_K *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0.0f;
+    for (int64_t k = 0; k < n / QK_K; k++) {
+        const uint8_t *hdr, *packed, *qs, *qh = NULL;
+        if (five) {
+            const struct block_q5_K *a = (const struct block_q5_K *)w + k;
+            hdr = (const uint8_t *)a, packed = a->scales, qs = a->qs, qh = a->qh;
+        } else {
+            const struct block_q4_K *a = (const struct block_q4_K *)w + k;
+            hdr = (const uint8_t *)a, packed = a->scales, qs = a->qs;
+        }
+        uint8_t sc[8], mn[8];
+        exo_quants_k4_scales(packed, sc, mn);
+        __m256i sumi = x86_k4_sumi(qs, qh, sc, b[k].qs);
+        float dx = b[k].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(hdr) * dx), _mm256_cvtepi32_ps(sumi), acc);
+        accm += x86_h2f(hdr + 2) * dx * (float)x86_k4_mins(mn, b[k].bsums);
+    }
+    *s = x86_hsum(acc) - accm;
+}
+
+static EXO_INLINE void x86_q6_K_vec_dot(int64_t n, float *s, const void *w, const void *x)
+{
+    const struct block_q6_K *a = w;
+    const struct block_q8_K *b = x;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n / QK_K; k++) {
+        __m128i sc8 = x86_ld128(a[k].scales);
+        /* The -32 offset: 32 * sum_j sc[j] * bsums[j], subtracted from the int32 lanes. */
+        __m256i offs = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), x86_ld256(b[k].bsums));
+        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offs, 5));
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = a[k].ql + 64 * h, *qh = a[k].qh + 32 * h;
+            __m256i l0 = x86_ld256(ql);
+            __m256i l1 = x86_ld256((ql + 32));
+            __m256i hb = x86_ld256(qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, low4),
+                                   _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, low4),
+                                   _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                                   _mm256_and_si256(hb, bits45));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                                   _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45));
+            for (int j = 0; j < 4; j++) {
+                /* 32 weights = sub-blocks t and t + 1, whose scales fill the two int16 halves. */
+                __m128i pick =
+                    _mm_add_epi8(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                                 _mm_set1_epi8((char)(8 * h + 2 * j)));
+                __m256i scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
+                __m256i y = x86_ld256((b[k].qs + 128 * h + 32 * j));
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], y), scv);
+                sumi = _mm256_add_epi32(sumi, p);
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[k].d) * b[k].d), _mm256_cvtepi32_ps(sumi),
+                              acc);
+    }
+    *s = x86_hsum(acc);
+}
+
+static EXO_INLINE void x86_k_vec_dot(enum kfmt f, int64_t n, float *s, const void *w, const void *x)
+{
+    if (f == KFMT_Q6_K)
+        x86_q6_K_vec_dot(n, s, w, x);
+    else
+        x86_k4_vec_dot(f == KFMT_Q5_K, n, s, w, x);
 }
 
 /* The scales (bytes 0-7) and mins (bytes 8-15) of exo_quants_k4_scales, unpacked four at a time
@@ -619,14 +738,20 @@ static EXO_INLINE void x86_ktile(enum kfmt f, int R, int C, int64_t nb, float *s
             s[(size_t)c * lds + (size_t)r] = x86_hsum(acc[r][c]);
 }
 
-/* gemm over x86_ktile: whole R-row tiles with any column count up to C; fewer rows go entry by
- * entry through the 1 x 1 tile. */
+/* gemm over x86_ktile: whole R-row tiles with 2 to C columns; a single column (decode) row by
+ * row through vec_dot, which streams a matrix from memory faster than a tile reading R rows in
+ * lockstep; fewer rows entry by entry. */
 static EXO_INLINE void x86_kgemm(enum kfmt f, int R, int C, int64_t n, int nr, int nc, float *s,
                                  size_t lds, const void *vw, size_t ldw, const void *vx, size_t ldx)
 {
     const uint8_t *w = vw, *x = vx;
     int64_t nb = n / QK_K;
-    if (nr == R && nc >= 1 && nc <= C) {
+    if (nc == 1) {
+        for (int r = 0; r < nr; r++)
+            x86_k_vec_dot(f, n, s + r, w + (size_t)r * ldw, x);
+        return;
+    }
+    if (nr == R && nc <= C) {
         switch (nc) {
         case 1:
             x86_ktile(f, R, 1, nb, s, lds, w, ldw, x, ldx);
@@ -656,8 +781,8 @@ static EXO_INLINE void x86_kgemm(enum kfmt f, int R, int C, int64_t n, int nr, i
     }
     for (int r = 0; r < nr; r++)
         for (int c = 0; c < nc; c++)
-            x86_ktile(f, 1, 1, nb, s + (size_t)c * lds + (size_t)r, lds, w + (size_t)r * ldw, ldw,
-                      x + (size_t)c * ldx, ldx);
+            x86_k_vec_dot(f, n, s + (size_t)c * lds + (size_t)r, w + (size_t)r * ldw,
+                          x + (size_t)c * ldx);
 }
 
 #endif /* __AVX2__ && __FMA__ && __F16C__ */

@@ -119,9 +119,10 @@ struct exo_cpu_kernels {
     /* (optional) A tile of dot products: for r < nr and c < nc,
      *   s[c * lds + r] = dot(w + r * ldw bytes, x + c * ldx bytes)
      * with nr <= tile_rows and nc <= tile_cols. Used for prompt processing, where each weight
-     * block loaded is reused across several tokens; full-height tiles (nr == tile_rows) take the
-     * fast path, others fall back to one dot per entry. For a single column (decode) vec_dot per
-     * row measured faster on matrices streamed from memory: a tile reads its rows in lockstep.
+     * block loaded is reused across several tokens; full-height tiles (nr == tile_rows) with
+     * two or more columns take the fast path. A single column (decode) runs one vec_dot per
+     * row, which streams a matrix from memory faster than a tile reading its rows in lockstep,
+     * so callers need not treat decode specially. Other shapes fall back to one dot per entry.
      * w, x and s are borrowed. */
     void (*gemm)(int64_t n, int nr, int nc, float *s, size_t lds, const void *w, size_t ldw,
                  const void *x, size_t ldx);

@@ -257,126 +257,21 @@ static void q4_1_to_float(const void *src, float *dst, int64_t n)
     q4_to_float(QFMT_Q4_1, src, dst, n);
 }
 
-/* ---- K-quants --------------------------------------------------------------------------------
- * Each super-block's integer sum is exact in int32 (the largest, q6_K's, stays below 2^28);
- * the mins (q4_K, q5_K) and q6_K's -32 offset come from the activation's bsums. */
-
-/* sum_j mn[j] * (bsums[2j] + bsums[2j + 1]) */
-static EXO_INLINE int k4_mins(const uint8_t *mn, const int16_t *bsums)
-{
-    __m128i lo = x86_ld128(bsums);
-    __m128i hi = x86_ld128((bsums + 8));
-    __m128i pairs = _mm_hadd_epi16(lo, hi);
-    __m128i m16 = _mm_cvtepu8_epi16(x86_ld64(mn));
-    __m128i v = _mm_madd_epi16(pairs, m16);
-    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
-    v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(v);
-}
-
-/* q4_K (qh NULL) and q5_K: sum_j sc[j] * dot(q of sub-block j, x of sub-block j). */
-static EXO_INLINE __m256i k4_sumi(const uint8_t *qs, const uint8_t *qh, const uint8_t *sc,
-                                  const int8_t *y)
-{
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
-    __m256i hbits = qh ? x86_ld256(qh) : _mm256_setzero_si256();
-    __m256i sumi = _mm256_setzero_si256();
-    for (int p = 0; p < 4; p++) {
-        __m256i q = x86_ld256((qs + 32 * p));
-        __m256i q0 = _mm256_and_si256(q, low4);
-        __m256i q1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-        if (qh) {
-            /* Bit 2p of qh[l] is the fifth bit of weight 64p + l, bit 2p + 1 that of 64p+32+l. */
-            const __m256i one = _mm256_set1_epi8(1);
-            __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * p), one);
-            __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(hbits, 2 * p + 1), one);
-            q0 = _mm256_or_si256(q0, _mm256_slli_epi16(h0, 4));
-            q1 = _mm256_or_si256(q1, _mm256_slli_epi16(h1, 4));
-        }
-        __m256i y0 = x86_ld256((y + 64 * p));
-        __m256i y1 = x86_ld256((y + 64 * p + 32));
-        __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(q0, y0), _mm256_set1_epi16(sc[2 * p]));
-        __m256i p1 =
-            _mm256_madd_epi16(_mm256_maddubs_epi16(q1, y1), _mm256_set1_epi16(sc[2 * p + 1]));
-        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-    }
-    return sumi;
-}
-
-static EXO_INLINE void k4_vec_dot(bool five, int64_t n, float *s, const void *w, const void *x)
-{
-    const struct block_q8_K *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0.0f;
-    for (int64_t k = 0; k < n / QK_K; k++) {
-        const uint8_t *hdr, *packed, *qs, *qh = NULL;
-        if (five) {
-            const struct block_q5_K *a = (const struct block_q5_K *)w + k;
-            hdr = (const uint8_t *)a, packed = a->scales, qs = a->qs, qh = a->qh;
-        } else {
-            const struct block_q4_K *a = (const struct block_q4_K *)w + k;
-            hdr = (const uint8_t *)a, packed = a->scales, qs = a->qs;
-        }
-        uint8_t sc[8], mn[8];
-        exo_quants_k4_scales(packed, sc, mn);
-        __m256i sumi = k4_sumi(qs, qh, sc, b[k].qs);
-        float dx = b[k].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(x86_h2f(hdr) * dx), _mm256_cvtepi32_ps(sumi), acc);
-        accm += x86_h2f(hdr + 2) * dx * (float)k4_mins(mn, b[k].bsums);
-    }
-    *s = x86_hsum(acc) - accm;
-}
+/* ---- K-quants (the shared x86 code in quants-int.h) ---------------------------------------- */
 
 static void q4_K_vec_dot(int64_t n, float *s, const void *w, const void *x)
 {
-    k4_vec_dot(false, n, s, w, x);
+    x86_k_vec_dot(KFMT_Q4_K, n, s, w, x);
 }
 
 static void q5_K_vec_dot(int64_t n, float *s, const void *w, const void *x)
 {
-    k4_vec_dot(true, n, s, w, x);
+    x86_k_vec_dot(KFMT_Q5_K, n, s, w, x);
 }
 
 static void q6_K_vec_dot(int64_t n, float *s, const void *w, const void *x)
 {
-    const struct block_q6_K *a = w;
-    const struct block_q8_K *b = x;
-    const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t k = 0; k < n / QK_K; k++) {
-        __m128i sc8 = x86_ld128(a[k].scales);
-        /* The -32 offset: 32 * sum_j sc[j] * bsums[j], subtracted from the int32 lanes. */
-        __m256i offs = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), x86_ld256(b[k].bsums));
-        __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offs, 5));
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = a[k].ql + 64 * h, *qh = a[k].qh + 32 * h;
-            __m256i l0 = x86_ld256(ql);
-            __m256i l1 = x86_ld256((ql + 32));
-            __m256i hb = x86_ld256(qh);
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, low4),
-                                   _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, low4),
-                                   _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
-                                   _mm256_and_si256(hb, bits45));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
-                                   _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45));
-            for (int j = 0; j < 4; j++) {
-                /* 32 weights = sub-blocks t and t + 1, whose scales fill the two int16 halves. */
-                __m128i pick =
-                    _mm_add_epi8(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-                                 _mm_set1_epi8((char)(8 * h + 2 * j)));
-                __m256i scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
-                __m256i y = x86_ld256((b[k].qs + 128 * h + 32 * j));
-                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[j], y), scv);
-                sumi = _mm256_add_epi32(sumi, p);
-            }
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(a[k].d) * b[k].d), _mm256_cvtepi32_ps(sumi),
-                              acc);
-    }
-    *s = x86_hsum(acc);
+    x86_k_vec_dot(KFMT_Q6_K, n, s, w, x);
 }
 
 /* 2 x 8 measured best for the K-quant tiles here (about 80 GFLOP/s for q4_K and q6_K, against
