@@ -70,13 +70,13 @@ static inline void exo_quants_k4_scales(const uint8_t *packed, uint8_t *sc, uint
 #define EXO_X86_VNNI 0
 #endif
 
-/* A weight format together with its activation partner. */
 /* How far ahead of a tile's weight rows to prefetch. A tile reads its rows in lockstep, several
  * interleaved streams that the hardware prefetchers follow poorly: a 4 x 1 tile over a 47 MB
  * q4_1 matrix streamed at 5.7 GB/s without this and about 10 GB/s with it, where single rows,
  * as vec_dot reads them, reach 15 (which is why a single column goes through vec_dot). */
 #define X86_PREFETCH_BYTES 4096
 
+/* A weight format together with its activation partner. */
 enum qfmt { QFMT_Q4_0, QFMT_Q4_1, QFMT_Q8_0 };
 
 static EXO_INLINE size_t qfmt_wbytes(enum qfmt f)
