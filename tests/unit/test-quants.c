@@ -626,8 +626,7 @@ static double magnitude(enum exo_dtype t, const uint8_t *w, const float *xf, int
         double off = 0;
         int64_t b = i / block_elems(t);
         if (t == EXO_DTYPE_Q4_1) {
-            const struct block_q4_1 *blk = (const struct block_q4_1 *)(w + b * 20);
-            off = fabs(exo_fp16_to_fp32(blk->m));
+            off = fabs(exo_fp16_to_fp32(get16(w + b * 20 + 2)));
         } else if (t == EXO_DTYPE_Q4_K || t == EXO_DTYPE_Q5_K) {
             const uint8_t *blk = w + b * exo_dtype_info(t)->block_bytes;
             uint8_t sc[8], mn[8];
@@ -773,7 +772,8 @@ static void test_quants_gemm_matches_ref(void **state)
             for (int nr = 1; nr <= k->tile_rows; nr++)
                 for (int nc = 1; nc <= k->tile_cols; nc++) {
                     check_gemm(&rng, k, W_GAUSS, n, nr, nc);
-                    check_gemm(&rng, k, (nr + nc) % 2 ? W_RANDOM : W_EXTREME, n + 3 * 32, nr, nc);
+                    check_gemm(&rng, k, (nr + nc) % 2 ? W_RANDOM : W_EXTREME,
+                               n + 3 * block_elems(weight_types[t]), nr, nc);
                 }
             check_gemm(&rng, k, W_GAUSS, 576, k->tile_rows, k->tile_cols);
             tested++;

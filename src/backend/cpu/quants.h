@@ -106,19 +106,24 @@ static_assert(sizeof(struct block_q8_K) == 292, "q8_K block");
 struct exo_cpu_kernels {
     enum exo_dtype type;
     enum exo_dtype vec_dot_type; /* the activation format vec_dot/gemm take */
-    /* n elements of this type -> f32. */
+    /* n elements of this type -> f32 (src and dst borrowed). */
     void (*to_float)(const void *src, float *dst, int64_t n);
     /* n floats -> this type (weights for tests and tools, or activations when this type is some
-     * weight type's vec_dot_type). */
+     * weight type's vec_dot_type); src and dst borrowed. */
     void (*from_float)(const float *src, void *dst, int64_t n);
-    /* *s = the dot product of n weights w (this type) and n activations x (vec_dot_type).
+    /* *s = the dot product of n weights w (this type) and n activations x (vec_dot_type); all
+     * three borrowed.
      * NULL for the activation-only formats (q8_1, q8_K). Quantized activations are what
      * from_float makes: their 8-bit quants lie in [-127, 127], never -128. */
     void (*vec_dot)(int64_t n, float *s, const void *w, const void *x);
     /* (optional) A tile of dot products: for r < nr and c < nc,
      *   s[c * lds + r] = dot(w + r * ldw bytes, x + c * ldx bytes)
      * with nr <= tile_rows and nc <= tile_cols. Used for prompt processing, where each weight
-     * block loaded is reused across several tokens. */
+     * block loaded is reused across several tokens; full-height tiles (nr == tile_rows) with
+     * two or more columns take the fast path. A single column (decode) runs one vec_dot per
+     * row, which streams a matrix from memory faster than a tile reading its rows in lockstep,
+     * so callers need not treat decode specially. Other shapes fall back to one dot per entry.
+     * w, x and s are borrowed. */
     void (*gemm)(int64_t n, int nr, int nc, float *s, size_t lds, const void *w, size_t ldw,
                  const void *x, size_t ldx);
     int tile_rows;
