@@ -30,7 +30,7 @@
 
 enum {
     SPIN_ROUNDS = 1 << 16, /* polls before a worker sleeps between jobs */
-    YIELD_AFTER = 1 << 10, /* polls before a waiting thread starts yielding its core */
+    YIELD_AFTER = 1 << 14, /* polls before a waiting thread starts yielding its core */
 };
 
 /* Wait politely: spin briefly (the common case is a wait of microseconds), then yield the core
