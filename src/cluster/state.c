@@ -980,11 +980,11 @@ static void follow_changed(struct exo_state *s)
     s->eval_due_us = s->now_us;
 }
 
-/* Note a claim from a message (from borrowed; NULL when unknown); true when it is the claim this
- * node follows (possibly just adopted). */
+/* Note a claim from a message sent by `from` (borrowed); true when it is the claim this node
+ * follows (possibly just adopted). */
 static bool observe(struct exo_state *s, const struct exo_leader_claim *claim, const uint8_t *from)
 {
-    bool from_leader = from && id_eq(from, claim->id);
+    bool from_leader = id_eq(from, claim->id);
     if (exo_leader_observe(&s->election, claim, from_leader, s->now_us))
         follow_changed(s);
     return claim_eq(claim, &s->election.follow);
@@ -1041,8 +1041,12 @@ static void handle(struct exo_state *s, const uint8_t *from, const struct exo_st
 {
     if (msg->type == EXO_STATE_MSG_STATUS)
         from = msg->status.sender; /* push-pull state names its sender */
+    if (!from) {
+        drop(s, EXO_STATE_DROP_MALFORMED); /* only push-pull state comes without a sender */
+        return;
+    }
     bool followed = msg->type == EXO_STATE_MSG_REPORT || observe(s, &msg->claim, from);
-    bool from_leader = from && id_eq(from, msg->claim.id);
+    bool from_leader = id_eq(from, msg->claim.id);
     switch (msg->type) {
     case EXO_STATE_MSG_HEAD:
         if (!followed || !from_leader || leading(s)) {
