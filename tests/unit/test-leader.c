@@ -3,8 +3,9 @@
  * Leader election: the rank, claim and choice rules against tables, the election object through
  * sequences of claims, and scenarios of the whole replicated state on the simulated network
  * (cluster/sim.c) with fixed seeds: clusters of 1, 2, 3 and 5 nodes, a killed leader, a
- * partition and its healing, loss, a restarted node, a better node joining. Every loop is
- * bounded in steps and in virtual time.
+ * partition and its healing, loss, a restarted node, a better node joining; and three real
+ * nodes on loopback through the daemon-facing wrapper (cluster/cluster.c). Every loop is bounded
+ * in steps and in (virtual or wall) time.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,10 +16,14 @@
 
 #include <cmocka.h>
 
+#include "cluster/cluster.h"
 #include "cluster/leader.h"
 #include "cluster/members.h"
 #include "cluster/sim.h"
 #include "cluster/state.h"
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "net/seal.h"
 
 #define SEC  1000000ull
 #define MS   1000ull
@@ -580,6 +585,162 @@ static void test_leader_graceful_leave(void **state)
     exo_sim_free(sim);
 }
 
+/* ---- the daemon-facing wrapper, on loopback ---- */
+
+#define LIVE_N 3
+
+struct live {
+    uv_loop_t loop;
+    uv_timer_t poll;
+    struct exo_cluster *c[LIVE_N];
+    struct exo_seal *seal[LIVE_N];
+    bool (*until)(struct live *);
+    unsigned events[LIVE_N];
+    unsigned others[LIVE_N]; /* messages of another channel */
+};
+
+struct live_hook {
+    struct live *l;
+    int i;
+};
+
+static struct live_hook hooks_ctx[LIVE_N];
+
+static void live_event(void *ctx, const struct exo_state_event *ev)
+{
+    struct live_hook *h = ctx;
+    h->l->events[h->i]++;
+}
+
+static void live_message(void *ctx, const uint8_t *from, const uint8_t *data, size_t len,
+                         bool broadcast)
+{
+    struct live_hook *h = ctx;
+    h->l->others[h->i]++;
+}
+
+static void live_poll(uv_timer_t *timer)
+{
+    struct live *l = timer->data;
+    if (l->until(l))
+        uv_stop(&l->loop);
+}
+
+static bool live_run(struct live *l, bool (*until)(struct live *), uint64_t ms)
+{
+    l->until = until;
+    uv_timer_start(&l->poll, live_poll, 10, 10);
+    uint64_t end = exo_clock_ns() / 1000000 + ms;
+    while (!until(l) && exo_clock_ns() / 1000000 < end)
+        uv_run(&l->loop, UV_RUN_ONCE);
+    uv_timer_stop(&l->poll);
+    return until(l);
+}
+
+static int live_start(struct live *l, int i)
+{
+    struct exo_seal_config sc = {.cluster = "leader-live"};
+    assert_int_equal(exo_seal_create(&sc, &l->seal[i]), 0);
+    struct exo_cluster_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.transport = (struct exo_transport_config){
+        .bind_v4 = "127.0.0.1", .bind_v6 = "", .ephemeral = true, .seal = l->seal[i]};
+    exo_members_config_init(&cfg.members);
+    id_of(cfg.members.id, (uint8_t)(i + 1));
+    snprintf(cfg.members.name, sizeof(cfg.members.name), "live-%d", i);
+    cfg.members.seed = (uint64_t)i;
+    exo_state_config_init(&cfg.state);
+    hooks_ctx[i] = (struct live_hook){.l = l, .i = i};
+    cfg.hooks = (struct exo_cluster_hooks){
+        .ctx = &hooks_ctx[i], .event_cb = live_event, .message_cb = live_message};
+    int rc = EXO_EBUSY;
+    for (int tries = 0; tries < 8 && rc == EXO_EBUSY; tries++) {
+        rc = exo_cluster_create(&l->loop, &cfg, &l->c[i]);
+        if (rc < 0)
+            uv_run(&l->loop, UV_RUN_NOWAIT); /* let a failed attempt's handles close */
+    }
+    return rc;
+}
+
+/* One leader (node 0, the lowest id), everyone at its position with its digest. */
+static bool live_agree(struct live *l)
+{
+    struct exo_state *s0 = exo_cluster_state(l->c[0]);
+    if (!exo_state_is_leader(s0))
+        return false;
+    uint64_t i0, term0;
+    uint8_t d0[EXO_STATE_HASH_BYTES], leader[EXO_MEMBERS_ID_BYTES];
+    exo_state_position(s0, &i0, NULL);
+    exo_state_digest(s0, d0);
+    exo_state_leader(s0, leader, &term0);
+    for (int i = 1; i < LIVE_N; i++) {
+        struct exo_state *s = exo_cluster_state(l->c[i]);
+        uint64_t index, term;
+        uint8_t d[EXO_STATE_HASH_BYTES], id[EXO_MEMBERS_ID_BYTES];
+        exo_state_position(s, &index, NULL);
+        exo_state_digest(s, d);
+        if (exo_state_is_leader(s) || exo_state_leader(s, id, &term) < 0 || term != term0 ||
+            index != i0 || memcmp(d, d0, sizeof(d)) != 0 || memcmp(id, leader, sizeof(id)) != 0)
+            return false;
+    }
+    return exo_state_member_count(s0) == LIVE_N;
+}
+
+static bool live_has_report(struct live *l)
+{
+    uint8_t id[EXO_MEMBERS_ID_BYTES];
+    id_of(id, 3);
+    struct exo_state_record r;
+    return exo_state_record_get(exo_cluster_state(l->c[0]), EXO_STATE_KIND_DEVICES, id, "", 0,
+                                &r) == 0 &&
+           live_agree(l);
+}
+
+static bool live_other_heard(struct live *l)
+{
+    return l->others[0] > 0;
+}
+
+static void test_leader_cluster_loopback(void **state)
+{
+    struct live *l = exo_calloc(1, sizeof(*l));
+    assert_int_equal(uv_loop_init(&l->loop), 0);
+    uv_timer_init(&l->loop, &l->poll);
+    l->poll.data = l;
+    for (int i = 0; i < LIVE_N; i++)
+        assert_int_equal(live_start(l, i), 0);
+    struct exo_members_addr a0;
+    exo_transport_local_addr(exo_cluster_transport(l->c[0]), &a0);
+    for (int i = 1; i < LIVE_N; i++)
+        assert_int_equal(exo_transport_join_addrs(exo_cluster_transport(l->c[i]), &a0, 1), 0);
+    assert_true(live_run(l, live_agree, 10000));
+    for (int i = 0; i < LIVE_N; i++)
+        assert_true(l->events[i] > 0);
+
+    /* A report set from outside any callback reaches the leader and everyone. */
+    struct exo_state *s2 = exo_cluster_state(l->c[2]);
+    assert_int_equal(exo_state_report_set(s2, EXO_STATE_KIND_DEVICES, "", 0, EXO_STATE_FORMAT_JSON,
+                                          "{\"cpu\":1}", 9, exo_cluster_now_us()),
+                     0);
+    assert_true(live_run(l, live_has_report, 5000));
+
+    /* Messages of another channel go to the daemon's hook. */
+    uint8_t id0[EXO_MEMBERS_ID_BYTES];
+    id_of(id0, 1);
+    assert_int_equal(
+        exo_members_send(exo_cluster_members(l->c[1]), id0, "\x01hi", 3, exo_cluster_now_us()), 0);
+    assert_true(live_run(l, live_other_heard, 5000));
+
+    for (int i = 0; i < LIVE_N; i++)
+        exo_cluster_close(l->c[i]);
+    uv_close((uv_handle_t *)&l->poll, NULL);
+    uv_run(&l->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&l->loop), 0); /* every handle was closed */
+    for (int i = 0; i < LIVE_N; i++)
+        exo_seal_free(l->seal[i]);
+    exo_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_leader_restart_catches_up),
         cmocka_unit_test(test_leader_better_node_takes_over),
         cmocka_unit_test(test_leader_graceful_leave),
+        cmocka_unit_test(test_leader_cluster_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
