@@ -1155,6 +1155,20 @@ static void handle_ping(struct exo_members *m, const struct exo_members_addr *fr
     ack.ack.seq = msg->ping.seq;
     packet_begin(m);
     packet_add(m, &ack);
+    /* A member we hold as dead or departed is probing us: it is back, most likely restarted at a
+     * higher incarnation whose news missed us (each broadcast is sent a bounded number of times,
+     * to random members). Tell it what we believe: it answers a stale accusation with its newer
+     * ALIVE (a correction) and a current one by refuting, either way straight back to us. */
+    const struct member *src = find(m, msg->ping.source);
+    if (src && src != m->self &&
+        (src->state == EXO_MEMBER_STATE_DEAD || src->state == EXO_MEMBER_STATE_LEFT)) {
+        struct exo_members_msg dead = {.type = EXO_MEMBERS_MSG_DEAD};
+        dead.suspect.incarnation = src->incarnation;
+        memcpy(dead.suspect.id, src->id, EXO_MEMBERS_ID_BYTES);
+        memcpy(dead.suspect.from, src->state == EXO_MEMBER_STATE_LEFT ? src->id : m->self->id,
+               EXO_MEMBERS_ID_BYTES);
+        packet_add(m, &dead);
+    }
     if (reliable) {
         stream_send(m, &msg->ping.source_addr);
         return;

@@ -595,6 +595,67 @@ static void test_members_receive_hostile(void **state)
     exo_members_free(m);
 }
 
+/* Feed the lone machine one packet holding msg. */
+static void feed(struct exo_members *m, const struct exo_members_addr *from,
+                 const struct exo_members_msg *msg)
+{
+    struct exo_buf pkt, scratch;
+    exo_buf_init(&pkt, 0);
+    exo_buf_init(&scratch, 0);
+    exo_members_wire_begin(&pkt);
+    exo_members_wire_put(&pkt, &scratch, msg);
+    assert_int_equal(exo_members_receive(m, from, pkt.data, pkt.len, false, 1), 0);
+    exo_buf_free(&pkt);
+    exo_buf_free(&scratch);
+}
+
+static void test_members_ping_from_dead_is_told(void **state)
+{
+    /* A member we hold as dead pings us (it restarted and the news of it missed us): the ack
+     * carries our DEAD statement, which it answers with its newer ALIVE. */
+    struct capture cap = {0};
+    struct exo_members_config cfg;
+    struct exo_members *m = lone(&cap, &cfg);
+    struct exo_members_addr from = v4(127, 0, 0, 2, 52416);
+    struct exo_members_msg alive = {.type = EXO_MEMBERS_MSG_ALIVE};
+    sample_node(&alive.alive, NULL, 0);
+    alive.alive.state = EXO_MEMBER_STATE_ALIVE;
+    alive.alive.meta.proto_min = alive.alive.meta.proto_max = EXO_MEMBERS_PROTO;
+    feed(m, &from, &alive);
+    struct exo_members_msg dead = {.type = EXO_MEMBERS_MSG_DEAD};
+    dead.suspect.incarnation = alive.alive.incarnation;
+    memcpy(dead.suspect.id, alive.alive.id, EXO_MEMBERS_ID_BYTES);
+    make_id(dead.suspect.from, 1);
+    feed(m, &from, &dead);
+    assert_int_equal(exo_members_count(m, 1u << EXO_MEMBER_STATE_DEAD), 1);
+    struct exo_members_msg ping = {.type = EXO_MEMBERS_MSG_PING};
+    make_id(ping.ping.target, 1);
+    memcpy(ping.ping.source, alive.alive.id, EXO_MEMBERS_ID_BYTES);
+    ping.ping.source_addr = from;
+    feed(m, &from, &ping);
+    struct exo_reader r;
+    exo_reader_init(&r, cap.last, cap.last_len);
+    assert_int_equal(exo_members_wire_open(&r, NULL), 0);
+    bool acked = false, told = false;
+    uint8_t type;
+    const uint8_t *body;
+    size_t len;
+    while (exo_members_wire_next(&r, &type, &body, &len, NULL) == 1) {
+        struct exo_members_msg msg;
+        assert_int_equal(exo_members_wire_decode(type, body, len, &msg, NULL), 0);
+        acked |= type == EXO_MEMBERS_MSG_ACK;
+        told |= type == EXO_MEMBERS_MSG_DEAD &&
+                memcmp(msg.suspect.id, alive.alive.id, EXO_MEMBERS_ID_BYTES) == 0 &&
+                msg.suspect.incarnation == alive.alive.incarnation;
+    }
+    assert_true(acked && told);
+    /* Its answer, the newer ALIVE, brings it back. */
+    alive.alive.incarnation++;
+    feed(m, &from, &alive);
+    assert_int_equal(exo_members_count(m, LIVE), 2);
+    exo_members_free(m);
+}
+
 static void test_members_single_node(void **state)
 {
     /* A node alone: no probes, and while a seed exists it keeps asking it to join, bounded. */
@@ -1325,6 +1386,7 @@ int main(void)
         cmocka_unit_test(test_members_config_invalid),
         cmocka_unit_test(test_members_create_nomem),
         cmocka_unit_test(test_members_receive_hostile),
+        cmocka_unit_test(test_members_ping_from_dead_is_told),
         cmocka_unit_test(test_members_single_node),
         cmocka_unit_test(test_members_two_and_three_form),
         cmocka_unit_test(test_members_kill_detected),
