@@ -664,12 +664,17 @@ static void check_position(struct exo_state *s, const struct exo_state_pos *pos)
         s->repair_due_us = umin(s->repair_due_us, s->now_us);
 }
 
-/* Stop asking for repairs once this node holds what the leader announced. */
+/* Stop asking for repairs once this node holds what the leader announced; a node that just
+ * caught up may be the one that should lead, so the election looks again at once. */
 static void settle(struct exo_state *s)
 {
+    if (s->repair_due_us == UINT64_MAX)
+        return;
     if (leading(s) || (s->synced && !s->broken && !s->rx.active && s->n_pending == 0 &&
-                       (!s->head_known || last_index(s) >= s->head_index)))
+                       (!s->head_known || last_index(s) >= s->head_index))) {
         s->repair_due_us = UINT64_MAX;
+        s->eval_due_us = s->now_us;
+    }
 }
 
 static void request_repair(struct exo_state *s)
