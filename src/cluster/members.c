@@ -1509,7 +1509,10 @@ int exo_members_create(const struct exo_members_config *cfg, const struct exo_me
     m->io = *io;
     if (delegate)
         m->dg = *delegate;
-    exo_rng_seed(&m->rng, cfg->seed);
+    /* The incarnation is mixed in because broadcast ids come from this generator: a restart with
+     * the same seed would otherwise reuse ids that peers remember as seen, and they would drop
+     * its broadcasts as duplicates. */
+    exo_rng_seed(&m->rng, cfg->seed ^ cfg->incarnation * 0x9e3779b97f4a7c15ull);
     exo_buf_init(&m->out, EXO_MEMBERS_STREAM_MAX);
     exo_buf_init(&m->scratch, EXO_MEMBERS_STREAM_MAX);
     exo_buf_init(&m->msgbuf, EXO_MEMBERS_STREAM_MAX);

@@ -656,6 +656,57 @@ static void test_members_ping_from_dead_is_told(void **state)
     exo_members_free(m);
 }
 
+/* The id of the first broadcast a machine with this seed and incarnation gossips. */
+static uint64_t first_broadcast_id(uint64_t seed, uint64_t incarnation)
+{
+    struct capture cap = {0};
+    struct exo_members_config cfg;
+    exo_members_config_init(&cfg);
+    make_id(cfg.id, 1);
+    cfg.addr = v4(127, 0, 0, 1, 52416);
+    cfg.seed = seed;
+    cfg.incarnation = incarnation;
+    struct exo_members_io io = {
+        .ctx = &cap, .send_packet_cb = cap_packet, .send_stream_cb = cap_stream};
+    struct exo_members *m = NULL;
+    assert_int_equal(exo_members_create(&cfg, &io, NULL, 0, &m), 0);
+    struct exo_members_addr from = v4(127, 0, 0, 2, 52416);
+    struct exo_members_msg alive = {.type = EXO_MEMBERS_MSG_ALIVE};
+    sample_node(&alive.alive, NULL, 0);
+    alive.alive.state = EXO_MEMBER_STATE_ALIVE;
+    alive.alive.meta.proto_min = alive.alive.meta.proto_max = EXO_MEMBERS_PROTO;
+    feed(m, &from, &alive);
+    assert_int_equal(exo_members_broadcast(m, "x", 1), 0);
+    uint64_t id = 0;
+    for (uint64_t now = 1; now < 10 * SEC && !id; now = exo_members_tick(m, now)) {
+        struct exo_reader r;
+        exo_reader_init(&r, cap.last, cap.last_len);
+        uint8_t type;
+        const uint8_t *body;
+        size_t len;
+        if (cap.last_len == 0 || exo_members_wire_open(&r, NULL) < 0)
+            continue;
+        while (exo_members_wire_next(&r, &type, &body, &len, NULL) == 1) {
+            struct exo_members_msg msg;
+            if (type == EXO_MEMBERS_MSG_USER &&
+                exo_members_wire_decode(type, body, len, &msg, NULL) == 0)
+                id = msg.user.msg_id;
+        }
+    }
+    exo_members_free(m);
+    assert_true(id != 0);
+    return id;
+}
+
+static void test_members_broadcast_ids_new_after_restart(void **state)
+{
+    /* A restarted daemon may pass the same seed; the others still remember its last broadcast
+     * ids as seen and would drop repeats as duplicates. The incarnation, higher after a restart,
+     * keeps them apart. */
+    assert_true(first_broadcast_id(7, 1000) == first_broadcast_id(7, 1000));
+    assert_true(first_broadcast_id(7, 1000) != first_broadcast_id(7, 1001));
+}
+
 static void test_members_single_node(void **state)
 {
     /* A node alone: no probes, and while a seed exists it keeps asking it to join, bounded. */
@@ -1387,6 +1438,7 @@ int main(void)
         cmocka_unit_test(test_members_create_nomem),
         cmocka_unit_test(test_members_receive_hostile),
         cmocka_unit_test(test_members_ping_from_dead_is_told),
+        cmocka_unit_test(test_members_broadcast_ids_new_after_restart),
         cmocka_unit_test(test_members_single_node),
         cmocka_unit_test(test_members_two_and_three_form),
         cmocka_unit_test(test_members_kill_detected),
