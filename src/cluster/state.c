@@ -730,6 +730,7 @@ static void install_snapshot(struct exo_state *s)
     exo_state_table_clear(&s->table);
     s->table = t;
     exo_state_log_reset(&s->log, rx->index, rx->hash);
+    note_head(s, rx->index, rx->hash); /* the leader's log reached this far */
     pending_clear(s);
     s->broken = false;
     s->synced = true;
@@ -1153,9 +1154,9 @@ static void done(struct exo_state *s)
 void exo_state_config_init(struct exo_state_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->heartbeat_ms = 1000;
+    cfg->heartbeat_ms = 2000;
     cfg->lease_ms = 3000;
-    cfg->claim_delay_ms = 500;
+    cfg->claim_delay_ms = 200;
     cfg->gap_wait_ms = 50;
     cfg->repair_timeout_ms = 1000;
     cfg->reconcile_ms = 1000;

@@ -133,9 +133,9 @@ struct exo_state_hooks {
 
 struct exo_state_config {
     uint8_t id[EXO_MEMBERS_ID_BYTES]; /* this node: the id its membership machine has */
-    uint32_t heartbeat_ms;            /* 1000: the leader announces its log head this often */
+    uint32_t heartbeat_ms;            /* 2000: the leader announces its log head this often */
     uint32_t lease_ms;                /* 3000: a leader heard this recently is not challenged */
-    uint32_t claim_delay_ms;          /* 500: be the choice this long before claiming */
+    uint32_t claim_delay_ms;          /* 200: be the choice this long before claiming */
     uint32_t gap_wait_ms;             /* 50: wait for reordered broadcasts before a repair */
     uint32_t repair_timeout_ms;       /* 1000: ask again when a repair brought nothing */
     uint32_t reconcile_ms;            /* 1000: re-check members and reports this often */
