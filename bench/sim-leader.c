@@ -19,8 +19,9 @@
  *     "split" counts the trials where it had); the time from healing until membership and until
  *     the state converged to one leader;
  *   - loss: a formed cluster runs with loss% of datagrams lost for `duration` seconds while every
- *     node changes a report every 5 s; the share of 100 ms samples at which all nodes agreed,
- *     the elections (claims) during the window, and the time to agree once the loss stops;
+ *     node changes a report every 5 s: the time until every node holds a new report (sampled
+ *     every 100 ms), the share of nodes at the leader's log position on average, the elections
+ *     (claims) during the window, and the time until all agree once the loss stops;
  *   - load: datagrams and bytes per node per second at rest, with the state layer and without.
  *
  *   sim-leader [--nodes 5,16,64] [--trials N] [--seed N] [--loss PCT] [--duration S]
@@ -275,11 +276,54 @@ static void heal_trials(const struct options *o, size_t n)
            o->trials, one_after, o->trials);
 }
 
+/* Node i's report as every node should come to hold it. */
+struct pending_report {
+    char value[48];
+    size_t len;
+    uint64_t set_us; /* UINT64_MAX once everyone holds it */
+};
+
+static bool everyone_holds(struct exo_sim *sim, size_t n, size_t owner,
+                           const struct pending_report *p)
+{
+    uint8_t id[EXO_MEMBERS_ID_BYTES];
+    exo_sim_id(sim, owner, id);
+    for (size_t i = 0; i < n; i++) {
+        struct exo_state_record r;
+        if (exo_state_record_get(exo_sim_state(sim, i), EXO_STATE_KIND_DEVICES, id, "", 0, &r) <
+                0 ||
+            r.value_len != p->len || memcmp(r.value, p->value, p->len) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Share of nodes at the leader's log position with its digest. */
+static double share_agreeing(struct exo_sim *sim, size_t n)
+{
+    long l = exo_sim_expected_leader(sim, 0);
+    if (l < 0)
+        return 0;
+    uint64_t il, in;
+    uint8_t dl[EXO_STATE_HASH_BYTES], dn[EXO_STATE_HASH_BYTES];
+    exo_state_position(exo_sim_state(sim, (size_t)l), &il, NULL);
+    exo_state_digest(exo_sim_state(sim, (size_t)l), dl);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        exo_state_position(exo_sim_state(sim, i), &in, NULL);
+        exo_state_digest(exo_sim_state(sim, i), dn);
+        k += in == il && memcmp(dn, dl, sizeof(dn)) == 0;
+    }
+    return (double)k / (double)n;
+}
+
 static void loss_run(const struct options *o, size_t n)
 {
     struct exo_sim *sim = make_sim(n, o->seed + 200, true, 0);
-    if (!sim || run_until(sim, state_converged, NULL, 60 * S) == UINT64_MAX) {
+    struct pending_report *pend = calloc(n, sizeof(*pend));
+    if (!sim || !pend || run_until(sim, state_converged, NULL, 60 * S) == UINT64_MAX) {
         printf("  loss   no convergence\n");
+        free(pend);
         exo_sim_free(sim);
         return;
     }
@@ -288,24 +332,38 @@ static void loss_run(const struct options *o, size_t n)
         struct exo_state_stats st;
         exo_state_get_stats(exo_sim_state(sim, i), &st);
         claims0 += st.claims;
+        pend[i].set_us = UINT64_MAX;
     }
     exo_sim_set_loss(sim, o->loss / 100.0);
     uint64_t end = exo_sim_now(sim) + (uint64_t)(o->duration_s * 1e6);
-    size_t samples = 0, agreed = 0;
+    static uint64_t lat[1 << 16];
+    size_t n_lat = 0, samples = 0, unfinished = 0;
+    double share = 0;
     for (uint64_t tick = 0; exo_sim_now(sim) < end; tick++) {
         /* Every node changes its report every 5 s, the nodes spread over the 5 s. */
         for (size_t i = 0; i < n; i++) {
             if ((tick + i * 50 / n) % 50 != 0)
                 continue;
-            char value[48];
-            int len = snprintf(value, sizeof(value), "{\"node\":%zu,\"tick\":%llu}", i,
+            struct pending_report *p = &pend[i];
+            unfinished += p->set_us != UINT64_MAX;
+            int len = snprintf(p->value, sizeof(p->value), "{\"node\":%zu,\"tick\":%llu}", i,
                                (unsigned long long)tick);
+            p->len = (size_t)len;
+            p->set_us = exo_sim_now(sim);
             exo_state_report_set(exo_sim_state(sim, i), EXO_STATE_KIND_DEVICES, "", 0,
-                                 EXO_STATE_FORMAT_JSON, value, (size_t)len, exo_sim_now(sim));
+                                 EXO_STATE_FORMAT_JSON, p->value, p->len, exo_sim_now(sim));
         }
         exo_sim_run_until(sim, exo_sim_now(sim) + 100000);
+        for (size_t i = 0; i < n; i++) {
+            struct pending_report *p = &pend[i];
+            if (p->set_us == UINT64_MAX || !everyone_holds(sim, n, i, p))
+                continue;
+            if (n_lat < sizeof(lat) / sizeof(lat[0]))
+                lat[n_lat++] = exo_sim_now(sim) - p->set_us;
+            p->set_us = UINT64_MAX;
+        }
         samples++;
-        agreed += exo_sim_state_converged(sim);
+        share += share_agreeing(sim, n);
     }
     uint64_t claims = 0;
     for (size_t i = 0; i < n; i++) {
@@ -315,10 +373,16 @@ static void loss_run(const struct options *o, size_t n)
     }
     exo_sim_set_loss(sim, 0);
     uint64_t settle = run_until(sim, state_converged, NULL, 60 * S);
-    printf("  loss   %.0f%% for %.0f s: all agreed in %.1f%% of samples, %llu elections, agreed "
-           "%.2f s after the loss stopped\n",
-           o->loss, o->duration_s, 100.0 * (double)agreed / (double)samples,
-           (unsigned long long)(claims - claims0), (double)settle / 1e6);
+    qsort(lat, n_lat, sizeof(lat[0]), cmp_u64);
+    printf("  loss   %.0f%% for %.0f s, each node's report changing every 5 s: a report held by "
+           "every node after %.2f s (p99 %.2f, %zu superseded first); %.1f%% of nodes at the "
+           "leader's position on average; %llu elections; all agreed %.2f s after the loss "
+           "stopped\n",
+           o->loss, o->duration_s, n_lat ? (double)lat[(n_lat - 1) / 2] / 1e6 : NAN,
+           n_lat ? (double)lat[(size_t)ceil(0.99 * (double)n_lat) - 1] / 1e6 : NAN, unfinished,
+           100.0 * share / (double)samples, (unsigned long long)(claims - claims0),
+           (double)settle / 1e6);
+    free(pend);
     exo_sim_free(sim);
 }
 
