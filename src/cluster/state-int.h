@@ -45,6 +45,10 @@
  *
  * Entry hashes chain: hash(i) = BLAKE2b-128(hash(i - 1) | the entry's canonical encoding), with
  * hash(0) all zero. Two logs with the same hash at the same index hold the same entries.
+ *
+ * Ownership: unless a comment says otherwise, pointers given to the functions below are
+ * borrowed for the call, and pointers they return or fill in borrow from their argument (the
+ * decoded bytes, the table, the log) until it changes.
  */
 #ifndef EXO_CLUSTER_STATE_INT_H
 #define EXO_CLUSTER_STATE_INT_H

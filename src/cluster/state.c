@@ -95,9 +95,8 @@ struct exo_state {
     /* Follower. */
     bool synced;
     bool broken;
-    bool head_known; /* the followed leader's last entry, as last heard */
+    bool head_known; /* the index of the followed leader's last entry, as last heard */
     uint64_t head_index;
-    uint8_t head_hash[EXO_STATE_HASH_BYTES];
     struct pending *pending;
     size_t n_pending, pending_bytes;
     uint64_t repair_due_us;
@@ -305,8 +304,9 @@ static uint32_t batch_entries(struct exo_state *s, uint64_t from, size_t budget)
             .index = i, .term = le->term, .type = le->type, .payload = le->payload, .len = le->len};
         size_t before = s->entries.len;
         exo_state_wire_put_entry(&s->entries, &e);
-        if (s->entries.len + HEADER_BYTES > budget) {
+        if (s->entries.err || s->entries.len + HEADER_BYTES > budget) {
             s->entries.len = before;
+            s->entries.err = 0;
             break;
         }
     }
@@ -622,20 +622,19 @@ static void pending_drain(struct exo_state *s)
     }
 }
 
-static void note_head(struct exo_state *s, uint64_t index, const uint8_t *hash)
+static void note_head(struct exo_state *s, uint64_t index)
 {
     if (s->head_known && index < s->head_index)
         return;
     s->head_known = true;
     s->head_index = index;
-    memcpy(s->head_hash, hash, EXO_STATE_HASH_BYTES);
 }
 
 /* The followed leader says where its log ends: see whether this node is on it, behind it, or
  * off it, and whether its table matches at the same position. */
 static void check_position(struct exo_state *s, const struct exo_state_pos *pos)
 {
-    note_head(s, pos->index, pos->hash);
+    note_head(s, pos->index);
     uint64_t last = last_index(s);
     if (pos->index > last) {
         s->repair_due_us = umin(s->repair_due_us, s->now_us + ms(s->cfg.gap_wait_ms));
@@ -730,7 +729,7 @@ static void install_snapshot(struct exo_state *s)
     exo_state_table_clear(&s->table);
     s->table = t;
     exo_state_log_reset(&s->log, rx->index, rx->hash);
-    note_head(s, rx->index, rx->hash); /* the leader's log reached this far */
+    note_head(s, rx->index); /* the leader's log reached this far */
     pending_clear(s);
     s->broken = false;
     s->synced = true;
@@ -1084,7 +1083,7 @@ static void handle(struct exo_state *s, const uint8_t *from, const struct exo_st
             exo_state_chain_hash(prev, &e, &s->scratch, hash);
             if (!offer(s, &e, prev, hash))
                 break;
-            note_head(s, e.index, hash);
+            note_head(s, e.index);
             memcpy(prev, hash, EXO_STATE_HASH_BYTES);
         }
         pending_drain(s);
@@ -1191,7 +1190,7 @@ int exo_state_create(const struct exo_state_config *cfg, struct exo_members *mem
     exo_state_table_init(&s->table);
     exo_buf_init(&s->out, EXO_MEMBERS_MESSAGE_MAX);
     exo_buf_init(&s->scratch, 0);
-    exo_buf_init(&s->entries, EXO_MEMBERS_MESSAGE_MAX);
+    exo_buf_init(&s->entries, 0); /* batches stop at their budget, below a message's size */
     exo_buf_init(&s->payload, EXO_STATE_PAYLOAD_MAX);
     exo_buf_init(&s->snap.data, EXO_STATE_SNAPSHOT_MAX);
     int rc = exo_state_log_init(&s->log, cfg->log_entries, cfg->log_bytes);

@@ -479,7 +479,6 @@ static void test_leader_loss_converges(void **state)
     exo_sim_run_until(sim, exo_sim_now(sim) + 60 * SEC);
     expect_converged(sim, n, 30 * SEC);
     assert_int_equal(term_of(sim, 0), term); /* no spurious election under 10 % loss */
-    dump(sim, n);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(exo_state_record_count(exo_sim_state(sim, i)), n);
     exo_sim_free(sim);

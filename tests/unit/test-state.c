@@ -830,6 +830,17 @@ static void test_state_range_repair(void **state)
     assert_true(f.repairs_requested > 0);
     assert_true(l.entries_served >= 10);
     assert_int_equal(f.snapshots_installed, 0);
+    /* Entries too big to broadcast, two to a message: the ranges are split to fit. */
+    exo_sim_set_group(sim, follower, 1);
+    set_objects(sim, leader, 8, 30000);
+    exo_sim_run_until(sim, exo_sim_now(sim) + 800 * MS);
+    exo_sim_set_group(sim, follower, 0);
+    assert_true(run_converged(sim, 10 * SEC));
+    f = stats_of(sim, follower);
+    l = stats_of(sim, leader);
+    assert_true(l.entries_served >= 18);
+    assert_int_equal(f.snapshots_installed, 0);
+    assert_int_equal(f.dropped[EXO_STATE_DROP_MALFORMED], 0);
     assert_false(w.out_of_order);
     exo_sim_free(sim);
 }
