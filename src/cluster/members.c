@@ -1155,6 +1155,20 @@ static void handle_ping(struct exo_members *m, const struct exo_members_addr *fr
     ack.ack.seq = msg->ping.seq;
     packet_begin(m);
     packet_add(m, &ack);
+    /* A member we hold as dead or departed is probing us: it is back, most likely restarted at a
+     * higher incarnation whose news missed us (each broadcast is sent a bounded number of times,
+     * to random members). Tell it what we believe: it answers a stale accusation with its newer
+     * ALIVE (a correction) and a current one by refuting, either way straight back to us. */
+    const struct member *src = find(m, msg->ping.source);
+    if (src && src != m->self &&
+        (src->state == EXO_MEMBER_STATE_DEAD || src->state == EXO_MEMBER_STATE_LEFT)) {
+        struct exo_members_msg dead = {.type = EXO_MEMBERS_MSG_DEAD};
+        dead.suspect.incarnation = src->incarnation;
+        memcpy(dead.suspect.id, src->id, EXO_MEMBERS_ID_BYTES);
+        memcpy(dead.suspect.from, src->state == EXO_MEMBER_STATE_LEFT ? src->id : m->self->id,
+               EXO_MEMBERS_ID_BYTES);
+        packet_add(m, &dead);
+    }
     if (reliable) {
         stream_send(m, &msg->ping.source_addr);
         return;
@@ -1495,7 +1509,10 @@ int exo_members_create(const struct exo_members_config *cfg, const struct exo_me
     m->io = *io;
     if (delegate)
         m->dg = *delegate;
-    exo_rng_seed(&m->rng, cfg->seed);
+    /* The incarnation is mixed in because broadcast ids come from this generator: a restart with
+     * the same seed would otherwise reuse ids that peers remember as seen, and they would drop
+     * its broadcasts as duplicates. */
+    exo_rng_seed(&m->rng, cfg->seed ^ cfg->incarnation * 0x9e3779b97f4a7c15ull);
     exo_buf_init(&m->out, EXO_MEMBERS_STREAM_MAX);
     exo_buf_init(&m->scratch, EXO_MEMBERS_STREAM_MAX);
     exo_buf_init(&m->msgbuf, EXO_MEMBERS_STREAM_MAX);

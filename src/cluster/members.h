@@ -140,7 +140,9 @@ struct exo_members_config {
     /* Start above any incarnation a previous run of this node may have used, e.g. the wall-clock
      * seconds at start; a lower one still works, via refutation, but more slowly. */
     uint64_t incarnation;
-    uint64_t seed; /* for the randomized choices; the simulation replays runs with it */
+    uint64_t seed; /* for the randomized choices, mixed with the incarnation (so that a restart
+                      with the same seed does not repeat its broadcast ids); the simulation
+                      replays runs with it */
 
     uint32_t probe_interval_ms;  /* 500 (memberlist: 1000) */
     uint32_t probe_timeout_ms;   /* 250 (memberlist: 500) */

@@ -3,13 +3,15 @@
  * The simulated network (see sim.h). One binary heap orders two kinds of events by virtual time,
  * then by creation order so runs are reproducible: the delivery of a message, and the wake-up of a
  * node at the deadline its state machine asked for. A node keeps only its latest wake-up valid;
- * older ones still in the heap are recognised by their time and skipped.
+ * older ones still in the heap are recognised by their time and skipped. A wake-up runs whichever
+ * of the node's machines (membership, and the replicated state when enabled) is due.
  */
 #include "cluster/sim.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/leader.h"
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "net/seal.h"
@@ -41,6 +43,7 @@ struct node {
     uint8_t id[EXO_MEMBERS_ID_BYTES];
     struct exo_members_addr addr;
     struct exo_members *members; /* NULL while not running */
+    struct exo_state *state;     /* NULL while not running or without cfg.state */
     struct exo_seal *seal;
     uint64_t wake_us; /* the valid wake-up, UINT64_MAX when none */
     int group;
@@ -128,6 +131,10 @@ static void reschedule(struct node *n)
     if (!n->members)
         return;
     uint64_t d = exo_members_next_deadline(n->members);
+    if (n->state) {
+        uint64_t ds = exo_state_next_deadline(n->state);
+        d = ds < d ? ds : d;
+    }
     if (d <= n->sim->now_us)
         d = n->sim->now_us + 1; /* due now: run it after the events already queued for now */
     if (d == n->wake_us)
@@ -231,28 +238,58 @@ static void event_cb(void *ctx, enum exo_members_event event, const struct exo_m
     struct node *n = ctx;
     if (n->sim->cfg.event_cb)
         n->sim->cfg.event_cb(n->sim->cfg.ctx, n->index, event, info, n->sim->now_us);
+    if (n->state)
+        exo_state_member_event(n->state, event, info, n->sim->now_us);
 }
 
 static void message_cb(void *ctx, const uint8_t *from, const uint8_t *data, size_t len,
                        bool broadcast)
 {
     struct node *n = ctx;
-    if (n->sim->cfg.message_cb)
+    if (n->state && len && data[0] == EXO_STATE_CHANNEL)
+        exo_state_receive(n->state, from, data, len, broadcast, n->sim->now_us);
+    else if (n->sim->cfg.message_cb)
         n->sim->cfg.message_cb(n->sim->cfg.ctx, n->index, from, data, len, broadcast);
 }
 
 static void local_state_cb(void *ctx, bool join, struct exo_buf *out)
 {
     struct node *n = ctx;
-    if (n->sim->cfg.local_state_cb)
+    if (n->state)
+        exo_state_local_state(n->state, join, out);
+    else if (n->sim->cfg.local_state_cb)
         n->sim->cfg.local_state_cb(n->sim->cfg.ctx, n->index, join, out);
 }
 
 static void merge_state_cb(void *ctx, bool join, const uint8_t *data, size_t len)
 {
     struct node *n = ctx;
-    if (n->sim->cfg.merge_state_cb)
+    if (n->state)
+        exo_state_merge_state(n->state, join, data, len, n->sim->now_us);
+    else if (n->sim->cfg.merge_state_cb)
         n->sim->cfg.merge_state_cb(n->sim->cfg.ctx, n->index, join, data, len);
+}
+
+static void state_wake_cb(void *ctx)
+{
+    reschedule(ctx);
+}
+
+static void state_event_cb(void *ctx, const struct exo_state_event *event)
+{
+    struct node *n = ctx;
+    if (n->sim->cfg.state_event_cb)
+        n->sim->cfg.state_event_cb(n->sim->cfg.ctx, n->index, event, n->sim->now_us);
+}
+
+/* Stop node n's machines, the state first: it borrows the membership machine. */
+static void stop_node(struct node *n)
+{
+    exo_state_free(n->state);
+    n->state = NULL;
+    exo_members_free(n->members);
+    n->members = NULL;
+    n->wake_us = UINT64_MAX;
 }
 
 static void deliver(struct exo_sim *sim, struct node *n, struct message *msg)
@@ -336,7 +373,7 @@ void exo_sim_free(struct exo_sim *sim)
     if (!sim)
         return;
     for (size_t i = 0; sim->nodes && i < sim->cfg.nodes; i++) {
-        exo_members_free(sim->nodes[i].members);
+        stop_node(&sim->nodes[i]);
         exo_seal_free(sim->nodes[i].seal);
     }
     for (size_t i = 0; i < sim->heap_len; i++)
@@ -370,6 +407,17 @@ int exo_sim_start(struct exo_sim *sim, size_t node)
     int rc = exo_members_create(&cfg, &io, &dg, sim->now_us, &n->members);
     if (rc < 0)
         return rc;
+    if (sim->cfg.state) {
+        struct exo_state_config sc = sim->cfg.state_cfg;
+        memcpy(sc.id, n->id, EXO_MEMBERS_ID_BYTES);
+        struct exo_state_hooks hooks = {
+            .ctx = n, .event_cb = state_event_cb, .wake_cb = state_wake_cb};
+        rc = exo_state_create(&sc, n->members, &hooks, sim->now_us, &n->state);
+        if (rc < 0) {
+            stop_node(n);
+            return rc;
+        }
+    }
     n->wake_us = UINT64_MAX;
     reschedule(n);
     return 0;
@@ -391,11 +439,8 @@ int exo_sim_join(struct exo_sim *sim, size_t node, const size_t *seeds, size_t n
 
 void exo_sim_kill(struct exo_sim *sim, size_t node)
 {
-    if (node >= sim->cfg.nodes)
-        return;
-    exo_members_free(sim->nodes[node].members);
-    sim->nodes[node].members = NULL;
-    sim->nodes[node].wake_us = UINT64_MAX;
+    if (node < sim->cfg.nodes)
+        stop_node(&sim->nodes[node]);
 }
 
 int exo_sim_leave(struct exo_sim *sim, size_t node)
@@ -445,7 +490,10 @@ void exo_sim_run_until(struct exo_sim *sim, uint64_t t_us)
         if (!n->members || ev.at_us != n->wake_us)
             continue;
         n->wake_us = UINT64_MAX;
-        exo_members_tick(n->members, sim->now_us);
+        if (sim->now_us >= exo_members_next_deadline(n->members))
+            exo_members_tick(n->members, sim->now_us);
+        if (n->state && sim->now_us >= exo_state_next_deadline(n->state))
+            exo_state_tick(n->state, sim->now_us);
         reschedule(n);
     }
     if (t_us > sim->now_us)
@@ -460,6 +508,11 @@ uint64_t exo_sim_now(const struct exo_sim *sim)
 struct exo_members *exo_sim_members(struct exo_sim *sim, size_t node)
 {
     return node < sim->cfg.nodes ? sim->nodes[node].members : NULL;
+}
+
+struct exo_state *exo_sim_state(struct exo_sim *sim, size_t node)
+{
+    return node < sim->cfg.nodes ? sim->nodes[node].state : NULL;
 }
 
 struct exo_seal *exo_sim_seal(struct exo_sim *sim, size_t node)
@@ -518,4 +571,72 @@ bool exo_sim_converged(const struct exo_sim *sim)
 void exo_sim_get_stats(const struct exo_sim *sim, struct exo_sim_stats *ret_stats)
 {
     *ret_stats = sim->stats;
+}
+
+/* A running node's own priority, as its membership machine advertises it. */
+static int32_t own_priority(const struct node *n)
+{
+    struct exo_member_info info;
+    return exo_members_get(n->members, n->id, &info) == 0 ? info.meta.leader_priority : 0;
+}
+
+long exo_sim_expected_leader(const struct exo_sim *sim, int group)
+{
+    long best = -1;
+    int32_t best_prio = 0;
+    for (size_t i = 0; i < sim->cfg.nodes; i++) {
+        const struct node *n = &sim->nodes[i];
+        if (!n->members || n->group != group)
+            continue;
+        int32_t prio = own_priority(n);
+        if (best < 0 || exo_leader_rank_cmp(prio, n->id, best_prio, sim->nodes[best].id) < 0) {
+            best = (long)i;
+            best_prio = prio;
+        }
+    }
+    return best;
+}
+
+/* Node n agrees with the leader l: same claim followed, same log position, leader, term and
+ * digest. */
+static bool agrees(struct node *n, struct node *l)
+{
+    struct exo_leader_claim cn, cl;
+    exo_state_following(n->state, &cn);
+    exo_state_following(l->state, &cl);
+    uint64_t in, il, tn, tl;
+    uint8_t hn[EXO_STATE_HASH_BYTES], hl[EXO_STATE_HASH_BYTES];
+    uint8_t dn[EXO_STATE_HASH_BYTES], dl[EXO_STATE_HASH_BYTES];
+    uint8_t ln[EXO_MEMBERS_ID_BYTES], ll[EXO_MEMBERS_ID_BYTES];
+    if (cn.term != cl.term || memcmp(cn.id, cl.id, EXO_MEMBERS_ID_BYTES) != 0)
+        return false;
+    exo_state_position(n->state, &in, hn);
+    exo_state_position(l->state, &il, hl);
+    if (in != il || memcmp(hn, hl, sizeof(hn)) != 0)
+        return false;
+    if (exo_state_leader(n->state, ln, &tn) < 0 || exo_state_leader(l->state, ll, &tl) < 0 ||
+        tn != tl || memcmp(ln, ll, sizeof(ln)) != 0)
+        return false;
+    exo_state_digest(n->state, dn);
+    exo_state_digest(l->state, dl);
+    return memcmp(dn, dl, sizeof(dn)) == 0;
+}
+
+bool exo_sim_state_converged(struct exo_sim *sim)
+{
+    for (size_t i = 0; i < sim->cfg.nodes; i++) {
+        struct node *n = &sim->nodes[i];
+        if (!n->members)
+            continue;
+        if (!n->state)
+            return false;
+        long e = exo_sim_expected_leader(sim, n->group);
+        struct node *l = &sim->nodes[e];
+        struct exo_leader_claim c;
+        exo_state_following(l->state, &c);
+        if (!exo_state_is_leader(l->state) || memcmp(c.id, l->id, EXO_MEMBERS_ID_BYTES) != 0 ||
+            !agrees(n, l))
+            return false;
+    }
+    return true;
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * An in-memory network with a virtual clock for the membership state machine: the same
- * exo_members code as production, driven by a discrete-event loop instead of libuv. Datagrams see
- * seeded loss and latency; streams are reliable but fail across partitions and to dead nodes, as
- * a TCP connect would. Optionally every datagram and stream is sealed and opened with exo_seal,
+ * exo_members code as production, driven by a discrete-event loop instead of libuv. Optionally
+ * every node also runs the replicated state (cluster/state.c) on top, as the daemon does. Datagrams
+ * see seeded loss and latency; streams are reliable but fail across partitions and to dead nodes,
+ * as a TCP connect would. Optionally every datagram and stream is sealed and opened with exo_seal,
  * so that nodes with different keys really cannot talk.
  *
  * It lives in src/cluster rather than in tests/unit/support because bench/sim-membership needs it
@@ -20,6 +21,7 @@
 #include <stdint.h>
 
 #include "cluster/members.h"
+#include "cluster/state.h"
 
 struct exo_seal;
 
@@ -42,6 +44,14 @@ struct exo_sim_config {
     /* Application state for push-pull exchanges, as in exo_members_delegate; optional. */
     void (*local_state_cb)(void *ctx, size_t node, bool join, struct exo_buf *out);
     void (*merge_state_cb)(void *ctx, size_t node, bool join, const uint8_t *data, size_t len);
+    /* Run the replicated state on every node with this configuration (the id is filled per
+     * node). Its messages and push-pull sections then go to it: message_cb hears only the
+     * others, and local_state_cb and merge_state_cb are not called. */
+    bool state;
+    struct exo_state_config state_cfg;
+    /* Every state event at every node, with the virtual time; optional. */
+    void (*state_event_cb)(void *ctx, size_t node, const struct exo_state_event *event,
+                           uint64_t now_us);
     void *ctx; /* borrowed */
 };
 
@@ -82,6 +92,8 @@ uint64_t exo_sim_now(const struct exo_sim *sim);
 
 /* Node i's state machine or sealer, borrowed; NULL while it is not running / not sealing. */
 struct exo_members *exo_sim_members(struct exo_sim *sim, size_t node);
+/* Node i's replicated state, borrowed; NULL while it is not running or without `state`. */
+struct exo_state *exo_sim_state(struct exo_sim *sim, size_t node);
 struct exo_seal *exo_sim_seal(struct exo_sim *sim, size_t node);
 void exo_sim_addr(const struct exo_sim *sim, size_t node, struct exo_members_addr *ret_addr);
 void exo_sim_id(const struct exo_sim *sim, size_t node, uint8_t ret_id[EXO_MEMBERS_ID_BYTES]);
@@ -92,6 +104,13 @@ long exo_sim_node_of(const struct exo_sim *sim, const uint8_t id[EXO_MEMBERS_ID_
 bool exo_sim_node_converged(const struct exo_sim *sim, size_t node);
 /* True when every running node is converged. */
 bool exo_sim_converged(const struct exo_sim *sim);
+
+/* The running node of the group that should lead (first ranked by priority, then id), or -1. */
+long exo_sim_expected_leader(const struct exo_sim *sim, int group);
+/* True when, in every group with running nodes, they all follow the same claim, whose leader is
+ * the group's expected leader and leads, and they all hold the same log position, leader, term
+ * and state digest. Needs `state`. */
+bool exo_sim_state_converged(struct exo_sim *sim);
 
 void exo_sim_get_stats(const struct exo_sim *sim, struct exo_sim_stats *ret_stats);
 

@@ -805,6 +805,11 @@ int exo_transport_leave(struct exo_transport *t)
     return rc;
 }
 
+void exo_transport_kick(struct exo_transport *t)
+{
+    reschedule(t);
+}
+
 struct exo_members *exo_transport_members(struct exo_transport *t)
 {
     return t->members;

@@ -70,6 +70,11 @@ int exo_transport_join_addrs(struct exo_transport *t, const struct exo_members_a
 /* Announce a graceful leave; keep the loop running about a second, then close. */
 int exo_transport_leave(struct exo_transport *t);
 
+/* Re-arm the tick timer at the state machine's next deadline. Call it after using the machine
+ * from outside the transport's own callbacks (exo_members_broadcast queues news whose eager
+ * gossip would otherwise wait for the next regular tick). */
+void exo_transport_kick(struct exo_transport *t);
+
 /* The state machine (borrowed, valid until close) for reading membership and stats. */
 struct exo_members *exo_transport_members(struct exo_transport *t);
 void exo_transport_local_addr(const struct exo_transport *t, struct exo_members_addr *ret_addr);

@@ -595,6 +595,118 @@ static void test_members_receive_hostile(void **state)
     exo_members_free(m);
 }
 
+/* Feed the lone machine one packet holding msg. */
+static void feed(struct exo_members *m, const struct exo_members_addr *from,
+                 const struct exo_members_msg *msg)
+{
+    struct exo_buf pkt, scratch;
+    exo_buf_init(&pkt, 0);
+    exo_buf_init(&scratch, 0);
+    exo_members_wire_begin(&pkt);
+    exo_members_wire_put(&pkt, &scratch, msg);
+    assert_int_equal(exo_members_receive(m, from, pkt.data, pkt.len, false, 1), 0);
+    exo_buf_free(&pkt);
+    exo_buf_free(&scratch);
+}
+
+static void test_members_ping_from_dead_is_told(void **state)
+{
+    /* A member we hold as dead pings us (it restarted and the news of it missed us): the ack
+     * carries our DEAD statement, which it answers with its newer ALIVE. */
+    struct capture cap = {0};
+    struct exo_members_config cfg;
+    struct exo_members *m = lone(&cap, &cfg);
+    struct exo_members_addr from = v4(127, 0, 0, 2, 52416);
+    struct exo_members_msg alive = {.type = EXO_MEMBERS_MSG_ALIVE};
+    sample_node(&alive.alive, NULL, 0);
+    alive.alive.state = EXO_MEMBER_STATE_ALIVE;
+    alive.alive.meta.proto_min = alive.alive.meta.proto_max = EXO_MEMBERS_PROTO;
+    feed(m, &from, &alive);
+    struct exo_members_msg dead = {.type = EXO_MEMBERS_MSG_DEAD};
+    dead.suspect.incarnation = alive.alive.incarnation;
+    memcpy(dead.suspect.id, alive.alive.id, EXO_MEMBERS_ID_BYTES);
+    make_id(dead.suspect.from, 1);
+    feed(m, &from, &dead);
+    assert_int_equal(exo_members_count(m, 1u << EXO_MEMBER_STATE_DEAD), 1);
+    struct exo_members_msg ping = {.type = EXO_MEMBERS_MSG_PING};
+    make_id(ping.ping.target, 1);
+    memcpy(ping.ping.source, alive.alive.id, EXO_MEMBERS_ID_BYTES);
+    ping.ping.source_addr = from;
+    feed(m, &from, &ping);
+    struct exo_reader r;
+    exo_reader_init(&r, cap.last, cap.last_len);
+    assert_int_equal(exo_members_wire_open(&r, NULL), 0);
+    bool acked = false, told = false;
+    uint8_t type;
+    const uint8_t *body;
+    size_t len;
+    while (exo_members_wire_next(&r, &type, &body, &len, NULL) == 1) {
+        struct exo_members_msg msg;
+        assert_int_equal(exo_members_wire_decode(type, body, len, &msg, NULL), 0);
+        acked |= type == EXO_MEMBERS_MSG_ACK;
+        told |= type == EXO_MEMBERS_MSG_DEAD &&
+                memcmp(msg.suspect.id, alive.alive.id, EXO_MEMBERS_ID_BYTES) == 0 &&
+                msg.suspect.incarnation == alive.alive.incarnation;
+    }
+    assert_true(acked && told);
+    /* Its answer, the newer ALIVE, brings it back. */
+    alive.alive.incarnation++;
+    feed(m, &from, &alive);
+    assert_int_equal(exo_members_count(m, LIVE), 2);
+    exo_members_free(m);
+}
+
+/* The id of the first broadcast a machine with this seed and incarnation gossips. */
+static uint64_t first_broadcast_id(uint64_t seed, uint64_t incarnation)
+{
+    struct capture cap = {0};
+    struct exo_members_config cfg;
+    exo_members_config_init(&cfg);
+    make_id(cfg.id, 1);
+    cfg.addr = v4(127, 0, 0, 1, 52416);
+    cfg.seed = seed;
+    cfg.incarnation = incarnation;
+    struct exo_members_io io = {
+        .ctx = &cap, .send_packet_cb = cap_packet, .send_stream_cb = cap_stream};
+    struct exo_members *m = NULL;
+    assert_int_equal(exo_members_create(&cfg, &io, NULL, 0, &m), 0);
+    struct exo_members_addr from = v4(127, 0, 0, 2, 52416);
+    struct exo_members_msg alive = {.type = EXO_MEMBERS_MSG_ALIVE};
+    sample_node(&alive.alive, NULL, 0);
+    alive.alive.state = EXO_MEMBER_STATE_ALIVE;
+    alive.alive.meta.proto_min = alive.alive.meta.proto_max = EXO_MEMBERS_PROTO;
+    feed(m, &from, &alive);
+    assert_int_equal(exo_members_broadcast(m, "x", 1), 0);
+    uint64_t id = 0;
+    for (uint64_t now = 1; now < 10 * SEC && !id; now = exo_members_tick(m, now)) {
+        struct exo_reader r;
+        exo_reader_init(&r, cap.last, cap.last_len);
+        uint8_t type;
+        const uint8_t *body;
+        size_t len;
+        if (cap.last_len == 0 || exo_members_wire_open(&r, NULL) < 0)
+            continue;
+        while (exo_members_wire_next(&r, &type, &body, &len, NULL) == 1) {
+            struct exo_members_msg msg;
+            if (type == EXO_MEMBERS_MSG_USER &&
+                exo_members_wire_decode(type, body, len, &msg, NULL) == 0)
+                id = msg.user.msg_id;
+        }
+    }
+    exo_members_free(m);
+    assert_true(id != 0);
+    return id;
+}
+
+static void test_members_broadcast_ids_new_after_restart(void **state)
+{
+    /* A restarted daemon may pass the same seed; the others still remember its last broadcast
+     * ids as seen and would drop repeats as duplicates. The incarnation, higher after a restart,
+     * keeps them apart. */
+    assert_true(first_broadcast_id(7, 1000) == first_broadcast_id(7, 1000));
+    assert_true(first_broadcast_id(7, 1000) != first_broadcast_id(7, 1001));
+}
+
 static void test_members_single_node(void **state)
 {
     /* A node alone: no probes, and while a seed exists it keeps asking it to join, bounded. */
@@ -1325,6 +1437,8 @@ int main(void)
         cmocka_unit_test(test_members_config_invalid),
         cmocka_unit_test(test_members_create_nomem),
         cmocka_unit_test(test_members_receive_hostile),
+        cmocka_unit_test(test_members_ping_from_dead_is_told),
+        cmocka_unit_test(test_members_broadcast_ids_new_after_restart),
         cmocka_unit_test(test_members_single_node),
         cmocka_unit_test(test_members_two_and_three_form),
         cmocka_unit_test(test_members_kill_detected),
