@@ -34,6 +34,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "cli/daemon-int.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/error.h"
@@ -42,79 +43,25 @@
 #include "service/notify.h"
 #include "service/statedir.h"
 
-#define DEFAULT_LISTEN   "127.0.0.1"
-#define DEFAULT_API_PORT 52415
-#define SHUTDOWN_MS      1800 /* the daemon must be gone within 2 s of SIGTERM */
-#define FETCH_OUTPUT_MAX 4096 /* the script prints one path */
-#define FETCH_LINE_MAX   512
-#define MAX_OPEN_FILES   65536
-
-struct daemon_options {
-    const char *listen;
-    long api_port;
-    const char *model; /* PATH or NAME; NULL: the default model */
-    const char *api_token;
-    long threads;
-    long ctx;
-    long queue_depth;
-    const char *state_dir;
-};
-
-/* A fetch of the default model by scripts/fetch-model, running as a child process. */
-struct fetch {
-    struct daemon *d;
-    uv_process_t proc;
-    uv_pipe_t out, err;
-    int open_handles;
-    bool exited;
-    int64_t exit_status;
-    int term_signal;
-    struct exo_buf stdout_text; /* the model's path, printed when done */
-    char line[FETCH_LINE_MAX];  /* the stderr line being read */
-    size_t line_len;
-    char last_line[FETCH_LINE_MAX];
-    int last_decile; /* progress logged so far, in tenths */
-};
-
-struct daemon {
-    struct daemon_options opt;
-    uv_loop_t loop;
-    uv_signal_t sigterm, sigint;
-    uv_timer_t watchdog, deadline;
-    struct exo_statedir *statedir;
-    struct exo_runner *runner;
-    struct exo_api *api;
-    struct fetch *fetch;
-    char model_path[PATH_MAX];
-    size_t n_started; /* components started, in table order */
-    bool stopping;
-    bool forced;
-    int status;
-};
-
 /* A daemon whose shutdown was cut short (see exo_cli_daemon). */
 static struct daemon *abandoned;
 
-static void stop_next(struct daemon *d);
 
 /* Component: the state directory. ----------------------------------------------------------- */
 
 static int state_start(struct daemon *d)
 {
     struct exo_diag diag = {{0}};
-    uint8_t id[EXO_NODE_ID_SIZE];
-    char hex[2 * EXO_NODE_ID_SIZE + 1];
     int rc = exo_statedir_open(d->opt.state_dir, &d->statedir, &diag);
     if (rc == 0)
-        rc = exo_statedir_node_id(d->statedir, id, &diag);
+        rc = exo_statedir_node_id(d->statedir, d->node_id, &diag);
     if (rc < 0) {
-        exo_log(EXO_LOG_ERROR, "daemon", "%s%s", diag.msg[0] ? diag.msg : exo_strerror(rc),
-                rc == EXO_EBUSY ? " (is another exo daemon running with this state directory?)"
-                                : "");
+        exo_log(EXO_LOG_ERROR, "daemon", "%s", diag.msg[0] ? diag.msg : exo_strerror(rc));
         return rc;
     }
-    exo_node_id_hex(id, hex);
-    exo_log(EXO_LOG_INFO, "daemon", "node %s, state in %s", hex, exo_statedir_path(d->statedir));
+    exo_node_id_hex(d->node_id, d->node_hex);
+    exo_log(EXO_LOG_INFO, "daemon", "node %s, state in %s", d->node_hex,
+            exo_statedir_path(d->statedir));
     return 0;
 }
 
@@ -503,6 +450,7 @@ static const struct component {
     {"state directory", state_start, state_stop},
     {"runner", runner_start, runner_stop},
     {"api", api_start, api_stop},
+    {"cluster", cluster_start, cluster_stop},
     {"model", model_start, model_stop},
 };
 
@@ -515,7 +463,7 @@ static void close_own_handles(struct daemon *d)
             uv_close(hs[i], NULL);
 }
 
-static void stop_next(struct daemon *d)
+void stop_next(struct daemon *d)
 {
     if (d->forced)
         return;
@@ -594,6 +542,16 @@ static void usage(FILE *f)
             "  --listen ADDR        address to serve HTTP on (EXO_LISTEN; default %s, this\n"
             "                       machine only; 0.0.0.0 or :: to serve the network)\n"
             "  --api-port PORT      HTTP port (EXO_API_PORT; default %d; 0 picks a free one)\n"
+            "  --gossip-port PORT   cluster membership port, UDP and TCP (EXO_GOSSIP_PORT;\n"
+            "                       default %d; 0 picks a free one)\n"
+            "  --join HOST:PORT     a peer to join where multicast discovery cannot reach\n"
+            "                       (repeatable; EXO_JOIN, comma-separated)\n"
+            "  --cluster-key FILE   key file from 'exo keygen': a closed, encrypted cluster\n"
+            "                       (EXO_CLUSTER_KEY)\n"
+            "  --cluster NAME       cluster name; nodes of other clusters are ignored\n"
+            "                       (EXO_CLUSTER; default exo)\n"
+            "  --name NAME          this node's display name (EXO_NAME; default: host name)\n"
+            "  --leader-priority N  higher leads first (EXO_LEADER_PRIORITY; default 0)\n"
             "  -m, --model M        GGUF path or name in the model cache (EXO_MODEL; default:\n"
             "                       the default model, fetched into the cache if missing)\n"
             "  --api-token TOKEN    require 'Authorization: Bearer TOKEN' on every route but\n"
@@ -609,12 +567,18 @@ static void usage(FILE *f)
             "info)\n"
             "  --log-format FMT     text or json (EXO_LOG_FORMAT; default text)\n"
             "  -h, --help           this help\n",
-            DEFAULT_LISTEN, DEFAULT_API_PORT);
+            DEFAULT_LISTEN, DEFAULT_API_PORT, DEFAULT_GOSSIP_PORT);
 }
 
 enum {
     OPT_LISTEN = 1000,
     OPT_API_PORT,
+    OPT_GOSSIP_PORT,
+    OPT_JOIN,
+    OPT_CLUSTER_KEY,
+    OPT_CLUSTER,
+    OPT_NAME,
+    OPT_LEADER_PRIORITY,
     OPT_API_TOKEN,
     OPT_QUEUE_DEPTH,
     OPT_STATE_DIR,
@@ -625,6 +589,12 @@ enum {
 static const struct option longopts[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"api-port", required_argument, NULL, OPT_API_PORT},
+    {"gossip-port", required_argument, NULL, OPT_GOSSIP_PORT},
+    {"join", required_argument, NULL, OPT_JOIN},
+    {"cluster-key", required_argument, NULL, OPT_CLUSTER_KEY},
+    {"cluster", required_argument, NULL, OPT_CLUSTER},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"leader-priority", required_argument, NULL, OPT_LEADER_PRIORITY},
     {"model", required_argument, NULL, 'm'},
     {"api-token", required_argument, NULL, OPT_API_TOKEN},
     {"threads", required_argument, NULL, 't'},
@@ -644,6 +614,12 @@ static const struct {
 } env_vars[] = {
     {OPT_LISTEN, "EXO_LISTEN"},
     {OPT_API_PORT, "EXO_API_PORT"},
+    {OPT_GOSSIP_PORT, "EXO_GOSSIP_PORT"},
+    {OPT_JOIN, "EXO_JOIN"},
+    {OPT_CLUSTER_KEY, "EXO_CLUSTER_KEY"},
+    {OPT_CLUSTER, "EXO_CLUSTER"},
+    {OPT_NAME, "EXO_NAME"},
+    {OPT_LEADER_PRIORITY, "EXO_LEADER_PRIORITY"},
     {'m', "EXO_MODEL"},
     {OPT_API_TOKEN, "EXO_API_TOKEN"},
     {'t', "EXO_THREADS"},
@@ -665,6 +641,38 @@ static int apply(struct daemon_options *o, int opt, const char *value)
         return 0;
     case OPT_API_PORT:
         return exo_cli_parse_int("daemon", "api-port", value, 0, 65535, &o->api_port) ? 2 : 0;
+    case OPT_GOSSIP_PORT:
+        return exo_cli_parse_int("daemon", "gossip-port", value, 0, 65535, &o->gossip_port) ? 2
+                                                                                           : 0;
+    case OPT_JOIN:
+        if (o->n_join == MAX_JOIN) {
+            fprintf(stderr, "exo: at most %d --join seeds\n", MAX_JOIN);
+            return 2;
+        }
+        o->join[o->n_join++] = value;
+        return 0;
+    case OPT_CLUSTER_KEY:
+        o->cluster_key = value;
+        return 0;
+    case OPT_CLUSTER:
+        if (!value[0] || strlen(value) > 64) {
+            fprintf(stderr, "exo: --cluster expects a name of 1 to 64 characters\n");
+            return 2;
+        }
+        o->cluster = value;
+        return 0;
+    case OPT_NAME:
+        if (!value[0] || strlen(value) > 63) {
+            fprintf(stderr, "exo: --name expects 1 to 63 characters\n");
+            return 2;
+        }
+        o->name = value;
+        return 0;
+    case OPT_LEADER_PRIORITY:
+        return exo_cli_parse_int("daemon", "leader-priority", value, -1000000, 1000000,
+                                 &o->leader_priority)
+                   ? 2
+                   : 0;
     case 'm':
         o->model = value;
         return 0;
@@ -704,10 +712,22 @@ static int apply(struct daemon_options *o, int opt, const char *value)
  * successfully after the help), 2 for bad usage. */
 static int parse(int argc, char **argv, struct daemon_options *o, bool *ret_help)
 {
-    *o = (struct daemon_options){.listen = DEFAULT_LISTEN, .api_port = DEFAULT_API_PORT};
+    *o = (struct daemon_options){.listen = DEFAULT_LISTEN,
+                                 .api_port = DEFAULT_API_PORT,
+                                 .gossip_port = DEFAULT_GOSSIP_PORT,
+                                 .cluster = "exo"};
     *ret_help = false;
     for (size_t i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++) {
         const char *v = getenv(env_vars[i].env);
+        if (v && *v && env_vars[i].opt == OPT_JOIN) {
+            /* A list of seeds: split a copy at the commas. */
+            snprintf(o->join_env, sizeof(o->join_env), "%s", v);
+            char *save = NULL;
+            for (char *t = strtok_r(o->join_env, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+                if (apply(o, OPT_JOIN, t) != 0)
+                    return 2;
+            continue;
+        }
         if (v && *v && apply(o, env_vars[i].opt, v) != 0) {
             fprintf(stderr, "exo: (from the environment variable %s)\n", env_vars[i].env);
             return 2;
@@ -783,6 +803,7 @@ int exo_cli_daemon(int argc, char **argv)
         abandoned = d;
         return status;
     }
+    cluster_release(d);
     uv_loop_close(&d->loop);
     exo_log(EXO_LOG_INFO, "daemon", "stopped");
     exo_free(d);

@@ -8,6 +8,9 @@
 #
 #   netns_up N            create the switch and nodes 1..N (removed again on exit, also on failure)
 #   netns_exec I CMD...   run CMD inside node I
+#   netns_spawn I LOG CMD...   start CMD in node I in the background, output to LOG; sets
+#                         NETNS_PID to its pid (the command itself, so signals reach it); every
+#                         spawned process is killed on cleanup
 #   netns_ip I            print node I's address
 #   netns_loss I PCT      drop PCT % of node I's outgoing packets at random (0 clears)
 #   netns_delay I MS      delay node I's outgoing packets (tc netem; returns 1 when the kernel
@@ -23,12 +26,18 @@
 NETNS_TAG="exo$$"
 NETNS_SW="${NETNS_TAG}-sw"
 NETNS_N=0
+NETNS_PIDS=""
 
 netns_node() { echo "${NETNS_TAG}-n$1"; }
 netns_ip() { echo "198.18.0.$((10 + $1))"; }
 
 netns_cleanup() {
     local i
+    if [ -n "$NETNS_PIDS" ]; then
+        kill -9 $NETNS_PIDS 2>/dev/null
+        wait $NETNS_PIDS 2>/dev/null
+    fi
+    NETNS_PIDS=""
     for i in $(seq 1 "$NETNS_N"); do
         ip netns del "$(netns_node "$i")" 2>/dev/null
     done
@@ -81,6 +90,14 @@ netns_exec() {
     local i=$1
     shift
     ip netns exec "$(netns_node "$i")" "$@"
+}
+
+netns_spawn() {
+    local i=$1 log=$2
+    shift 2
+    ip netns exec "$(netns_node "$i")" "$@" >"$log" 2>&1 &
+    NETNS_PID=$!
+    NETNS_PIDS="$NETNS_PIDS $NETNS_PID"
 }
 
 netns_loss() {

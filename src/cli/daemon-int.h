@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The daemon's parts, shared by its files: daemon.c (options, the component table, start and
+ * shutdown, the state directory, runner, API and model), daemon-cluster.c (mDNS, membership,
+ * the replicated state and their routes) and daemon-devices.c (detection, scoring, telemetry
+ * and their routes). Every function here runs on the loop thread.
+ *
+ * A component's start returns 0 or a negative code (it has logged why); its stop ends by
+ * calling stop_next(d), at once or later from the loop.
+ */
+#ifndef EXO_CLI_DAEMON_INT_H
+#define EXO_CLI_DAEMON_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/buf.h"
+#include "service/statedir.h"
+
+struct cJSON;
+
+#define DEFAULT_LISTEN   "127.0.0.1"
+#define DEFAULT_API_PORT 52415
+#define SHUTDOWN_MS      1800 /* the daemon must be gone within 2 s of SIGTERM */
+#define FETCH_OUTPUT_MAX 4096 /* the script prints one path */
+#define FETCH_LINE_MAX   512
+#define MAX_OPEN_FILES   65536
+
+#define DEFAULT_GOSSIP_PORT 52416
+#define DEFAULT_DATA_PORT   52417
+#define MAX_JOIN            16
+
+struct daemon_options {
+    const char *listen;
+    long gossip_port;
+    const char *join[MAX_JOIN]; /* HOST:PORT seeds */
+    size_t n_join;
+    char join_env[1024];        /* $EXO_JOIN, split in place */
+    const char *cluster_key; /* key file */
+    const char *cluster;     /* cluster name: the label and, without a key, the key */
+    const char *name;        /* this node's display name; NULL: the host name */
+    long leader_priority;
+    long api_port;
+    const char *model; /* PATH or NAME; NULL: the default model */
+    const char *api_token;
+    long threads;
+    long ctx;
+    long queue_depth;
+    const char *state_dir;
+};
+
+/* A fetch of the default model by scripts/fetch-model, running as a child process. */
+struct fetch {
+    struct daemon *d;
+    uv_process_t proc;
+    uv_pipe_t out, err;
+    int open_handles;
+    bool exited;
+    int64_t exit_status;
+    int term_signal;
+    struct exo_buf stdout_text; /* the model's path, printed when done */
+    char line[FETCH_LINE_MAX];  /* the stderr line being read */
+    size_t line_len;
+    char last_line[FETCH_LINE_MAX];
+    int last_decile; /* progress logged so far, in tenths */
+};
+
+struct daemon {
+    struct daemon_options opt;
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t watchdog, deadline;
+    struct exo_statedir *statedir;
+    struct exo_runner *runner;
+    struct exo_api *api;
+    struct daemon_cluster *cluster; /* daemon-cluster.c; NULL until started */
+    /* The latest telemetry sample of a node as JSON (owned by the caller), or NULL: set by the
+     * devices component for /api/v1/nodes. */
+    struct cJSON *(*telemetry_of)(struct daemon *d, const uint8_t id[EXO_NODE_ID_SIZE]);
+    uint8_t node_id[EXO_NODE_ID_SIZE];
+    char node_hex[2 * EXO_NODE_ID_SIZE + 1];
+    struct fetch *fetch;
+    char model_path[PATH_MAX];
+    size_t n_started; /* components started, in table order */
+    bool stopping;
+    bool forced;
+    int status;
+};
+
+
+void stop_next(struct daemon *d);
+
+/* daemon-cluster.c */
+int cluster_start(struct daemon *d);
+void cluster_stop(struct daemon *d);
+/* Free the rest once the loop has run dry (the routes may read it until the server is gone). */
+void cluster_release(struct daemon *d);
+/* The parts, for other components; NULL when the cluster is not running. */
+struct exo_state *cluster_state(struct daemon *d);
+struct exo_members *cluster_members(struct daemon *d);
+/* Application messages whose first byte is `channel` (not EXO_STATE_CHANNEL) go to cb, with the
+ * sender's id; data is borrowed for the call. At most 8 handlers. */
+typedef void (*daemon_message_cb)(void *ud, const uint8_t from[EXO_NODE_ID_SIZE],
+                                  const uint8_t *data, size_t len, bool broadcast);
+int cluster_on_message(struct daemon *d, uint8_t channel, daemon_message_cb cb, void *ud);
+/* One event to every /api/v1/events client: event name, id (NULL: none), JSON text. */
+void cluster_sse_publish(struct daemon *d, const char *event, const char *id, const char *json);
+
+#endif
