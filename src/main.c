@@ -21,6 +21,8 @@ static void usage(FILE *f)
                "  run       generate text from a model on this machine\n"
                "  bench     measure prompt-processing and generation speed\n"
                "  devices   list this machine's devices and how fast they are\n"
+               "  status    show the cluster as the local daemon sees it\n"
+               "  keygen    print a new cluster key (for --cluster-key)\n"
                "\n"
                "Run 'exo <command> --help' for a command's options.\n");
 }
@@ -46,6 +48,10 @@ int main(int argc, char **argv)
         exit(exo_cli_bench(argc - 1, argv + 1));
     if (strcmp(argv[1], "devices") == 0)
         exit(exo_cli_devices(argc - 1, argv + 1));
+    if (strcmp(argv[1], "status") == 0)
+        exit(exo_cli_status(argc - 1, argv + 1));
+    if (strcmp(argv[1], "keygen") == 0)
+        exit(exo_cli_keygen(argc - 1, argv + 1));
     fprintf(stderr, "exo: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -13,6 +13,8 @@
 int exo_cli_daemon(int argc, char **argv);
 int exo_cli_run(int argc, char **argv);
 int exo_cli_bench(int argc, char **argv);
+int exo_cli_status(int argc, char **argv);
+int exo_cli_keygen(int argc, char **argv);
 int exo_cli_devices(int argc, char **argv);
 
 /* Where the default model lives once scripts/fetch-model has fetched it:
