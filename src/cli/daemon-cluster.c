@@ -446,6 +446,29 @@ int cluster_on_message(struct daemon *d, uint8_t channel, daemon_message_cb cb, 
     return 0;
 }
 
+int cluster_broadcast(struct daemon *d, const uint8_t *data, size_t len)
+{
+    struct exo_members *m = cluster_members(d);
+    if (!m)
+        return EXO_ECLOSED;
+    int rc = exo_members_broadcast(m, data, len);
+    if (rc == 0)
+        exo_transport_kick(exo_cluster_transport(d->cluster->node));
+    return rc;
+}
+
+int cluster_send(struct daemon *d, const uint8_t to[EXO_NODE_ID_SIZE], const uint8_t *data,
+                 size_t len)
+{
+    struct exo_members *m = cluster_members(d);
+    if (!m)
+        return EXO_ECLOSED;
+    int rc = exo_members_send(m, to, data, len, exo_cluster_now_us());
+    if (rc == 0)
+        exo_transport_kick(exo_cluster_transport(d->cluster->node));
+    return rc;
+}
+
 static void on_message(void *ctx, const uint8_t from[EXO_MEMBERS_ID_BYTES], const uint8_t *data,
                        size_t len, bool broadcast)
 {

@@ -107,6 +107,13 @@ struct exo_members *cluster_members(struct daemon *d);
 typedef void (*daemon_message_cb)(void *ud, const uint8_t from[EXO_NODE_ID_SIZE],
                                   const uint8_t *data, size_t len, bool broadcast);
 int cluster_on_message(struct daemon *d, uint8_t channel, daemon_message_cb cb, void *ud);
+/* Send an application message (data[0] is its channel; borrowed) to every member by gossip
+ * (at most EXO_MEMBERS_BROADCAST_MAX bytes), or to one member directly (up to
+ * EXO_MEMBERS_MESSAGE_MAX). 0, EXO_ECLOSED when the cluster is not running, or the membership
+ * layer's error. */
+int cluster_broadcast(struct daemon *d, const uint8_t *data, size_t len);
+int cluster_send(struct daemon *d, const uint8_t to[EXO_NODE_ID_SIZE], const uint8_t *data,
+                 size_t len);
 /* One event to every /api/v1/events client: event name, id (NULL: none), JSON text. */
 void cluster_sse_publish(struct daemon *d, const char *event, const char *id, const char *json);
 
