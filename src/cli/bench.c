@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli/cli.h"
 #include "core/alloc.h"
@@ -214,6 +215,19 @@ int exo_cli_bench(int argc, char **argv)
         status = 1;
     } else {
         status = 0;
+        /* The memory target: resident size within model file + KV cache + 64 MiB. */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double rss = (double)ru.ru_maxrss / 1024.0;
+        double kv = (double)exo_model_kv_bytes_per_token(m, EXO_DTYPE_F16) *
+                    exo_session_n_ctx(s) / 1048576.0;
+        size_t file_size;
+        exo_gguf_mapping(m->gguf, &file_size);
+        double file = (double)file_size / 1048576.0;
+        fprintf(stderr,
+                "exo bench: peak resident %.1f MiB = model file %.1f MiB + KV cache %.1f MiB "
+                "(%u tokens) + %.1f MiB\n",
+                rss, file, kv, exo_session_n_ctx(s), rss - file - kv);
     }
     exo_free(tokens);
     exo_session_close(s);
