@@ -49,7 +49,7 @@ class Daemon:
             if k.startswith("EXO_") and k not in ("EXO_MODEL_DIR",):
                 del full_env[k]
         full_env.update(env or {})
-        self.args = [_binary(), "--listen", "127.0.0.1", "--api-port", "0",
+        self.args = [_binary(), "--listen", "127.0.0.1", "--api-port", "0", "--gossip-port", "0",
                      "--state-dir", str(tmp_path / "state"), *args]
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=full_env)
