@@ -415,6 +415,12 @@ static int fetch_start(struct daemon *d)
 
 static int model_start(struct daemon *d)
 {
+    if (d->opt.model && strcmp(d->opt.model, "none") == 0) {
+        exo_log(EXO_LOG_INFO, "daemon",
+                "--model none: this node serves no model; it still joins the cluster and "
+                "reports its devices");
+        return 0;
+    }
     bool is_default = false;
     if (resolve_model(d->opt.model, d->model_path, sizeof(d->model_path), &is_default) < 0) {
         exo_log(EXO_LOG_ERROR, "daemon",
@@ -553,7 +559,8 @@ static void usage(FILE *f)
             "  --name NAME          this node's display name (EXO_NAME; default: host name)\n"
             "  --leader-priority N  higher leads first (EXO_LEADER_PRIORITY; default 0)\n"
             "  -m, --model M        GGUF path or name in the model cache (EXO_MODEL; default:\n"
-            "                       the default model, fetched into the cache if missing)\n"
+            "                       the default model, fetched into the cache if missing;\n"
+            "                       none: serve no model, take part in the cluster only)\n"
             "  --api-token TOKEN    require 'Authorization: Bearer TOKEN' on every route but\n"
             "                       /healthz (EXO_API_TOKEN)\n"
             "  -t, --threads N      compute threads (EXO_THREADS; default: physical cores)\n"
