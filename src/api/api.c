@@ -26,6 +26,7 @@ struct provider {
 };
 
 struct exo_api {
+    uv_loop_t *loop;             /* borrowed */
     struct exo_http_server *srv; /* owned */
     struct exo_runner *runner;   /* borrowed */
     struct exo_openai *openai;   /* owned */
@@ -168,6 +169,7 @@ int exo_api_start(uv_loop_t *loop, const struct exo_api_config *cfg, struct exo_
     struct exo_api *api = exo_calloc(1, sizeof(*api));
     if (!api)
         return EXO_ENOMEM;
+    api->loop = loop;
     api->runner = runner;
     int rc = exo_http_server_start(loop, &cfg->http, &api->srv);
     if (rc < 0) {
@@ -193,6 +195,11 @@ int exo_api_start(uv_loop_t *loop, const struct exo_api_config *cfg, struct exo_
 struct exo_http_server *exo_api_server(struct exo_api *api)
 {
     return api->srv;
+}
+
+void exo_api_set_peers(struct exo_api *api, const struct exo_openai_peers *peers)
+{
+    exo_openai_set_peers(api->openai, api->loop, peers);
 }
 
 int exo_api_add_metrics(struct exo_api *api, exo_api_metrics_cb cb, void *ud)

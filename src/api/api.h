@@ -20,6 +20,7 @@
 #include "api/http.h"
 
 struct exo_api;
+struct exo_openai_peers;
 struct exo_prom;
 struct exo_runner;
 
@@ -47,6 +48,10 @@ struct exo_http_server *exo_api_server(struct exo_api *api);
 /* Add a metrics provider: cb(prom, ud) runs on every /metrics request, after the built-in
  * families and the providers added before. ud is borrowed. 0 or EXO_ENOMEM. */
 int exo_api_add_metrics(struct exo_api *api, exo_api_metrics_cb cb, void *ud);
+
+/* Serve requests for models that only other nodes serve by forwarding them there, and list
+ * those models in /v1/models (see exo_openai_set_peers). peers is copied, its ud borrowed. */
+void exo_api_set_peers(struct exo_api *api, const struct exo_openai_peers *peers);
 
 /* Stop: new generation requests get 503 while the jobs in flight are canceled and their
  * responses ended; then the server closes every connection; then done(ud) is called from the

@@ -23,10 +23,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "api/forward.h"
 #include "api/http.h"
 #include "api/json.h"
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/rng.h"
 #include "engine/runner.h"
 
@@ -496,6 +498,8 @@ struct exo_openai {
     bool stopping;
     void (*stop_done)(void *ud);
     void *stop_ud;
+    uv_loop_t *loop; /* with peers: where forwarded requests run */
+    struct exo_openai_peers peers;
 };
 
 struct call {
@@ -598,8 +602,13 @@ static void h_models(struct exo_http_request *req, void *ud)
     struct exo_buf b;
     exo_buf_init(&b, 0);
     exo_buf_printf(&b, "{\"object\":\"list\",\"data\":[");
-    if (info->model_path[0])
+    char local_id[256] = "";
+    if (info->model_path[0]) {
         model_object(&b, info, oa->created);
+        exo_openai_model_id(info->model_path, local_id, sizeof(local_id));
+    }
+    if (oa->peers.list)
+        oa->peers.list(oa->peers.ud, local_id, local_id[0] != '\0', &b);
     exo_buf_printf(&b, "]}");
     respond_buf(req, &b);
 }
@@ -931,6 +940,22 @@ static void make_spec(struct exo_openai *oa, const struct exo_openai_request *r,
     spec->n_stop = r->n_stop;
 }
 
+/* Pass the request on to a node that serves `model`, unless it came from another node. True
+ * when the request is in the forwarder's hands. */
+static bool try_forward(struct exo_openai *oa, struct exo_http_request *req, const char *model)
+{
+    char ip[64], label[96];
+    uint16_t port;
+    if (!oa->peers.find || exo_forward_is_forwarded(req) ||
+        oa->peers.find(oa->peers.ud, model, ip, &port, label) < 0)
+        return false;
+    int rc = exo_forward(oa->loop, req, ip, port, label);
+    if (rc < 0)
+        exo_log(EXO_LOG_WARN, "api", "cannot forward a request for '%s' to %s: %s", model, label,
+                exo_strerror(rc));
+    return rc == 0;
+}
+
 static void handle_generation(struct exo_http_request *req, struct exo_openai *oa,
                               enum exo_openai_kind kind)
 {
@@ -947,6 +972,19 @@ static void handle_generation(struct exo_http_request *req, struct exo_openai *o
     const char *body = exo_http_request_body(req, &len);
     if (exo_openai_decode(kind, body, len, &r, &err) < 0) {
         respond_error(req, &err);
+        goto out;
+    }
+    bool serves_it =
+        info->state == EXO_RUNNER_READY &&
+        (!r.model || exo_openai_model_matches(r.model, info->model_path, info->model_name));
+    if (!serves_it && try_forward(oa, req, r.model ? r.model : "default"))
+        goto out;
+    if (info->state == EXO_RUNNER_WAITING && !info->phase[0]) {
+        /* This node serves no model (exo --model none) and no other node serves this one. */
+        fail_with(req, 404, "invalid_request_error", "model_not_found", NULL,
+                  "No node in the cluster serves the model '%s' (this node serves none; see "
+                  "/v1/models).",
+                  r.model ? r.model : "default");
         goto out;
     }
     if (info->state != EXO_RUNNER_READY) {
@@ -1043,6 +1081,13 @@ int exo_openai_register(struct exo_http_server *srv, struct exo_runner *runner,
     }
     *ret = oa;
     return 0;
+}
+
+void exo_openai_set_peers(struct exo_openai *oa, uv_loop_t *loop,
+                          const struct exo_openai_peers *peers)
+{
+    oa->loop = loop;
+    oa->peers = peers ? *peers : (struct exo_openai_peers){0};
 }
 
 size_t exo_openai_in_flight(const struct exo_openai *oa)

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "core/buf.h"
 #include "core/error.h"
 #include "engine/chat.h"
@@ -105,6 +107,23 @@ struct exo_openai;
  * the (freed) object, so the caller must stop the server without serving from it. */
 int exo_openai_register(struct exo_http_server *srv, struct exo_runner *runner,
                         struct exo_openai **ret);
+
+/* Other nodes' models, for requests this node cannot answer itself (set by the daemon; the
+ * callbacks run on the loop). */
+struct exo_openai_peers {
+    /* Append /v1/models objects for the models other nodes serve, leaving out local_id ("" for
+     * none), comma-separated, with a comma before the first when `comma` (the array has one). */
+    void (*list)(void *ud, const char *local_id, bool comma, struct exo_buf *out);
+    /* An alive node that serves `model`: its API's IP literal, port and a label for messages.
+     * 0 or EXO_ENOENT. */
+    int (*find)(void *ud, const char *model, char ip[64], uint16_t *port, char label[96]);
+    void *ud;
+};
+
+/* Forward requests for a model that only other nodes serve (exo_forward on loop, borrowed);
+ * peers is copied, its ud borrowed. NULL peers turns forwarding off. */
+void exo_openai_set_peers(struct exo_openai *oa, uv_loop_t *loop,
+                          const struct exo_openai_peers *peers);
 
 /* Requests being answered now (their jobs queued or running). */
 size_t exo_openai_in_flight(const struct exo_openai *oa);

@@ -18,6 +18,7 @@
 
 #include <uv.h>
 
+#include "cluster/state.h"
 #include "core/buf.h"
 #include "service/statedir.h"
 
@@ -39,7 +40,7 @@ struct daemon_options {
     long gossip_port;
     const char *join[MAX_JOIN]; /* HOST:PORT seeds */
     size_t n_join;
-    char join_env[1024];        /* $EXO_JOIN, split in place */
+    char join_env[1024];     /* $EXO_JOIN, split in place */
     const char *cluster_key; /* key file */
     const char *cluster;     /* cluster name: the label and, without a key, the key */
     const char *name;        /* this node's display name; NULL: the host name */
@@ -85,12 +86,14 @@ struct daemon {
     char node_hex[2 * EXO_NODE_ID_SIZE + 1];
     struct fetch *fetch;
     char model_path[PATH_MAX];
-    size_t n_started; /* components started, in table order */
+    char model_reported[EXO_STATE_KEY_MAX + 1]; /* daemon-models.c: the id the cluster knows */
+    size_t models_turn;                         /* daemon-models.c: the next node to forward to */
+    int64_t started_s;                          /* wall clock at start */
+    size_t n_started;                           /* components started, in table order */
     bool stopping;
     bool forced;
     int status;
 };
-
 
 void stop_next(struct daemon *d);
 
@@ -116,5 +119,11 @@ int cluster_send(struct daemon *d, const uint8_t to[EXO_NODE_ID_SIZE], const uin
                  size_t len);
 /* One event to every /api/v1/events client: event name, id (NULL: none), JSON text. */
 void cluster_sse_publish(struct daemon *d, const char *event, const char *id, const char *json);
+
+/* daemon-models.c: the cluster's models in /v1/models, and requests forwarded to them. */
+int models_start(struct daemon *d);
+void models_stop(struct daemon *d);
+/* The runner's state changed: report the model it serves (or none) to the cluster. */
+void models_runner_changed(struct daemon *d);
 
 #endif

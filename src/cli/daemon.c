@@ -37,6 +37,7 @@
 #include "cli/daemon-int.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/runner.h"
@@ -99,6 +100,7 @@ static void on_runner_state(struct exo_runner *r, void *ud)
         return;
     }
     exo_notify(status);
+    models_runner_changed(ud);
 }
 
 static int runner_start(struct daemon *d)
@@ -457,6 +459,7 @@ static const struct component {
     {"runner", runner_start, runner_stop},
     {"api", api_start, api_stop},
     {"cluster", cluster_start, cluster_stop},
+    {"models", models_start, models_stop},
     {"model", model_start, model_stop},
 };
 
@@ -767,6 +770,7 @@ int exo_cli_daemon(int argc, char **argv)
     bool help = false;
     if (!d)
         return 1;
+    d->started_s = (int64_t)(exo_clock_wall_ms() / 1000);
     int status = parse(argc, argv, &d->opt, &help);
     if (status != 0 || help) {
         exo_free(d);

@@ -1618,6 +1618,8 @@ const char *exo_state_kind_name(uint16_t kind)
         return "scores";
     case EXO_STATE_KIND_LINKS:
         return "links";
+    case EXO_STATE_KIND_MODELS:
+        return "models";
     case EXO_STATE_KIND_PLACEMENT:
         return "placement";
     case EXO_STATE_KIND_INSTANCE:

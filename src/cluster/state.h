@@ -69,6 +69,7 @@ enum exo_state_kind {
     EXO_STATE_KIND_DEVICES = 1,    /* per node: the devices the node has (device module) */
     EXO_STATE_KIND_SCORES = 2,     /* per node: measured throughput per device */
     EXO_STATE_KIND_LINKS = 3,      /* per node: measured latency and bandwidth to peers */
+    EXO_STATE_KIND_MODELS = 4,     /* per node: the model it serves, keyed by model id */
     EXO_STATE_KIND_PLACEMENT = 64, /* leader: a placement plan, keyed by model */
     EXO_STATE_KIND_INSTANCE = 65,  /* leader: a running model instance, keyed by instance id */
 };

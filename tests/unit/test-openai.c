@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/forward.h"
 #include "api/http.h"
 #include "api/json.h"
 #include "api/openai.h"
@@ -1143,6 +1144,109 @@ static void test_openai_route_stop_in_flight(void **state)
     unlink(fx.path);
 }
 
+/* Forwarding to the node that serves a model: a peer server on the same loop stands in for the
+ * other node's API. ---------------------------------------------------------------------------- */
+
+struct peer {
+    struct exo_http_server *srv;
+    uint16_t port;
+    uint16_t find_port; /* what find answers: the peer, or a port where nothing listens */
+    int calls;
+    bool stopped;
+};
+
+static void h_peer_chat(struct exo_http_request *req, void *ud)
+{
+    struct peer *p = ud;
+    size_t len;
+    const char *body = exo_http_request_body(req, &len);
+    const char *hop = exo_http_request_header(req, EXO_FORWARD_HEADER);
+    const char *auth = exo_http_request_header(req, "authorization");
+    char answer[512];
+    snprintf(answer, sizeof(answer), "data: hop=%s auth=%s body=%.*s\n\n", hop ? hop : "-",
+             auth ? auth : "-", (int)len, body);
+    p->calls++;
+    exo_http_begin(req, 200, "text/event-stream");
+    exo_http_write(req, answer, strlen(answer));
+    exo_http_write(req, "data: [DONE]\n\n", 14);
+    exo_http_end(req);
+}
+
+static void peer_list(void *ud, const char *local_id, bool comma, struct exo_buf *out)
+{
+    (void)ud;
+    (void)local_id;
+    exo_buf_printf(out, "%s{\"id\":\"remote-model\",\"object\":\"model\"}", comma ? "," : "");
+}
+
+static int peer_find(void *ud, const char *model, char ip[64], uint16_t *port, char label[96])
+{
+    struct peer *p = ud;
+    if (strcmp(model, "remote-model") != 0)
+        return EXO_ENOENT;
+    snprintf(ip, 64, "127.0.0.1");
+    *port = p->find_port;
+    snprintf(label, 96, "the test peer");
+    return 0;
+}
+
+static void on_peer_stopped(void *ud)
+{
+    ((struct peer *)ud)->stopped = true;
+}
+
+static bool peer_stopped(void *arg)
+{
+    return ((struct peer *)arg)->stopped;
+}
+
+static void test_openai_route_forwards_to_peers(void **state)
+{
+    struct fx fx;
+    struct fx_opts o = {.no_model = true};
+    struct client c;
+    struct peer p = {0};
+    fx_start(&fx, &o);
+    struct exo_http_config pc = {.listen_addr = "127.0.0.1"};
+    assert_int_equal(exo_http_server_start(&fx.loop, &pc, &p.srv), 0);
+    p.port = p.find_port = exo_http_server_port(p.srv);
+    assert_int_equal(
+        exo_http_route(p.srv, EXO_HTTP_POST, "/v1/chat/completions", 0, h_peer_chat, &p), 0);
+    struct exo_openai_peers peers = {.list = peer_list, .find = peer_find, .ud = &p};
+    exo_api_set_peers(fx.api, &peers);
+    client_open(&fx, &c);
+
+    struct resp *r = request(&c, "GET", "/v1/models", NULL, NULL);
+    assert_string_equal(
+        (char *)r->body.data,
+        "{\"object\":\"list\",\"data\":[{\"id\":\"remote-model\",\"object\":\"model\"}]}");
+    /* Passed on with the hop marker and the client's token, and streamed back. */
+    const char *body =
+        "{\"model\":\"remote-model\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    r = request(&c, "POST", "/v1/chat/completions", body, "Authorization: Bearer tok\r\n");
+    assert_int_equal(r->status, 200);
+    assert_int_equal(p.calls, 1);
+    assert_non_null(
+        strstr((char *)r->body.data, "hop=1 auth=Bearer tok body={\"model\":\"remote-model\""));
+    assert_non_null(strstr((char *)r->body.data, "data: [DONE]"));
+    /* A model nobody serves, and a request that has already been forwarded once. */
+    r = request(&c, "POST", "/v1/chat/completions",
+                "{\"model\":\"nope\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL);
+    expect_error(r, 404, NULL, "model_not_found");
+    r = request(&c, "POST", "/v1/chat/completions", body, EXO_FORWARD_HEADER ": 1\r\n");
+    expect_error(r, 404, NULL, "model_not_found");
+    assert_int_equal(p.calls, 1);
+    /* A peer that cannot be reached: 502 in the OpenAI shape. */
+    exo_http_server_stop(p.srv, on_peer_stopped, &p);
+    run_until(&fx, peer_stopped, &p);
+    r = request(&c, "POST", "/v1/chat/completions", body, NULL);
+    expect_error(r, 502, NULL, "upstream_unavailable");
+
+    exo_api_set_peers(fx.api, NULL);
+    client_close(&c);
+    fx_stop(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1163,6 +1267,7 @@ int main(void)
         cmocka_unit_test(test_openai_route_models_and_auth),
         cmocka_unit_test(test_openai_route_metrics_providers),
         cmocka_unit_test(test_openai_route_stop_in_flight),
+        cmocka_unit_test(test_openai_route_forwards_to_peers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
