@@ -97,7 +97,9 @@ function setOnline(online) {
     banner.textContent = `The exo daemon at ${location.host} is unreachable. Retrying every few seconds…`;
     banner.hidden = false;
   }
+  document.body.classList.toggle('offline', !online); // what is shown is no longer current
   updatePill();
+  updateChatEnabled();
 }
 
 function updatePill() {
@@ -237,7 +239,8 @@ async function loadHistory(id) {
   try {
     const since = Date.now() - WINDOW_MS;
     const j = await getJson(`/api/v1/telemetry?node=${encodeURIComponent(id)}&since=${since}`, true);
-    if (j && addSamples(id, j.samples || [])) drawCharts();
+    if (j) addSamples(id, j.samples || []);
+    drawCharts(); // also when the route is missing: the panel says so
   } catch {
     state.historyAsked.delete(id); // asked again on the next poll
   }
@@ -602,7 +605,7 @@ async function eventsLoop() {
 // ---- chat -------------------------------------------------------------------------------------
 
 function updateChatEnabled() {
-  const ready = state.model && state.model.status === 'ready';
+  const ready = state.online !== false && state.model && state.model.status === 'ready';
   $('send').disabled = !ready || !!state.chat.abort;
   $('prompt').placeholder = ready
     ? 'Ask the model… (Enter sends, Shift+Enter for a new line)'
@@ -663,6 +666,7 @@ async function sendChat(prompt) {
         if (!tFirst) tFirst = performance.now();
         tEnd = performance.now();
         chunks++;
+        out.dataset.chunks = String(chunks);
         answer += delta;
         text.textContent = answer;
         stats.textContent = chatStats(t0, tFirst, tEnd, chunks);
