@@ -1,12 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 # A thin layer over CMake: the two commands the README names, and a few conveniences.
-#   make run    install dependencies, build a release binary, fetch the default model, run it
+#   make run    install dependencies, build a release binary, fetch the default model, answer a
+#               sample prompt with it, then start the daemon and its dashboard (Ctrl-C stops it)
 #   make test   install dependencies, build with warnings as errors under ASan+UBSan, run the tests
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 RELEASE_DIR ?= build/release
 TEST_DIR ?= build/test
 FUZZ_DIR ?= build/fuzz
 PROMPT ?= What is the capital of France? Answer in one sentence.
+# The daemon of `make run` serves the network, as DESIGN.md's first command does; LISTEN=127.0.0.1
+# keeps it to this machine.
+LISTEN ?= 0.0.0.0
+API_PORT ?= 52415
 
 .PHONY: all deps test-deps release run test test-unit test-integration fuzz bench format clean
 
@@ -24,7 +29,10 @@ release: deps
 
 run: release
 	@model=$$(scripts/fetch-model) && \
-	$(RELEASE_DIR)/exo run -m "$$model" --chat -p "$(PROMPT)" -n 96
+	$(RELEASE_DIR)/exo run -m "$$model" --chat -p "$(PROMPT)" -n 96 && \
+	echo && echo "Starting the daemon: open http://localhost:$(API_PORT)/ for the dashboard" \
+		"(the API is under /v1; Ctrl-C stops it)." && echo && \
+	exec $(RELEASE_DIR)/exo --listen $(LISTEN) --api-port $(API_PORT) -m "$$model"
 
 $(TEST_DIR)/CMakeCache.txt:
 	@cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEXO_WERROR=ON \

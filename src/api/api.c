@@ -14,6 +14,7 @@
 #include "api/json.h"
 #include "api/openai.h"
 #include "api/prom.h"
+#include "api/static.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -151,16 +152,6 @@ static void h_metrics(struct exo_http_request *req, void *ud)
     exo_buf_free(&out);
 }
 
-static void h_index(struct exo_http_request *req, void *ud)
-{
-    static const char page[] =
-        "<!doctype html><meta charset=utf-8><title>exo</title>"
-        "<h1>exo</h1><p>The dashboard is not built into this binary yet.</p>"
-        "<ul><li><a href=\"/v1/models\">/v1/models</a> (OpenAI-compatible API under /v1)"
-        "<li><a href=\"/readyz\">/readyz</a><li><a href=\"/metrics\">/metrics</a></ul>\n";
-    exo_http_respond(req, 200, "text/html; charset=utf-8", page, sizeof(page) - 1);
-}
-
 int exo_api_start(uv_loop_t *loop, const struct exo_api_config *cfg, struct exo_runner *runner,
                   struct exo_api **ret)
 {
@@ -181,7 +172,7 @@ int exo_api_start(uv_loop_t *loop, const struct exo_api_config *cfg, struct exo_
                              api)) < 0 ||
         (rc = exo_http_route(srv, EXO_HTTP_GET, "/readyz", 0, h_readyz, api)) < 0 ||
         (rc = exo_http_route(srv, EXO_HTTP_GET, "/metrics", 0, h_metrics, api)) < 0 ||
-        (rc = exo_http_route(srv, EXO_HTTP_GET, "/", 0, h_index, api)) < 0 ||
+        (rc = exo_static_register(srv, &exo_static_web)) < 0 ||
         (rc = exo_openai_register(srv, runner, &api->openai)) < 0) {
         /* Nothing was served yet: the routes die with the server. */
         exo_http_server_stop(srv, NULL, NULL);

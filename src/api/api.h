@@ -6,7 +6,7 @@
  *   GET /readyz    200 when the model is ready; 503 with the loading progress or the failure
  *   GET /metrics   Prometheus text: HTTP, runner and API families, then every provider added
  *                  with exo_api_add_metrics (the cluster and device sampler add theirs)
- *   GET /          a placeholder page until the dashboard is embedded
+ *   GET /          the dashboard, and its files under /assets/ (static.h)
  * Other subsystems add routes of their own on exo_api_server(); their handlers' data must
  * outlive the API (stop the API first).
  *

@@ -73,10 +73,14 @@ static void state_stop(struct daemon *d)
     stop_next(d);
 }
 
+/* Defined with the API component; the runner's ready message names the dashboard too. */
+static void url_host(const char *listen, char *buf, size_t size);
+
 /* Component: the runner. --------------------------------------------------------------------- */
 
 static void on_runner_state(struct exo_runner *r, void *ud)
 {
+    struct daemon *d = ud;
     const struct exo_runner_info *info = exo_runner_info(r);
     char status[sizeof(info->model_path) + 64];
     switch (info->state) {
@@ -91,6 +95,12 @@ static void on_runner_state(struct exo_runner *r, void *ud)
                 info->model_name, info->arch, info->n_layer, (double)info->weight_bytes / 1048576.0,
                 info->n_ctx, info->device, info->chat_template, (double)info->load_ns / 1e9);
         snprintf(status, sizeof(status), "STATUS=serving %s", info->model_name);
+        if (d->api) {
+            char host[256];
+            url_host(d->opt.listen, host, sizeof(host));
+            exo_log(EXO_LOG_INFO, "daemon", "ready: the dashboard is at http://%s:%u/", host,
+                    exo_http_server_port(exo_api_server(d->api)));
+        }
         break;
     case EXO_RUNNER_FAILED:
         exo_log(EXO_LOG_ERROR, "model", "no model to serve: %s", info->error);
