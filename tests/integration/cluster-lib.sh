@@ -107,6 +107,10 @@ cl_start() {
 
 cl_signal() {
     kill -"$2" "${CL_PID[$1]}"
+    if [ "$2" = KILL ] || [ "$2" = 9 ]; then
+        # Reaped here, quietly: bash would otherwise report the killed job on stderr.
+        wait "${CL_PID[$1]}" 2>/dev/null || true
+    fi
 }
 
 cl_wait() {
