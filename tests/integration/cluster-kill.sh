@@ -14,7 +14,7 @@ victim=$(cl_json 1 | jq -r .leader.name)
 v=${victim#n}
 rest=$(for i in 1 2 3 4 5; do [ "$i" = "$v" ] || echo "$i"; done | paste -sd,)
 CL_T0=$(cl_now)
-cl_signal "$v" KILL
+cl_stop "$v" KILL
 cl_wait 20 "see:$rest:$v:dead"
 detected=$CL_TOOK
 cl_wait 15 "agree:$rest" "notsee:$rest:$v:alive"

@@ -11,11 +11,9 @@ for i in 1 2 3 4; do
 done
 cl_wait 15 see:1-4:1-4:alive agree:1-4
 CL_T0=$(cl_now)
-cl_signal 4 TERM
-status=0
-wait "${CL_PID[4]}" || status=$?
+cl_stop 4 TERM
 exited=$(printf "%.3f" "$(echo "$(cl_now) - $CL_T0" | bc)")
-[ "$status" -eq 0 ] || cl_fail "the daemon exited with $status after SIGTERM"
+[ "$CL_STATUS" -eq 0 ] || cl_fail "the daemon exited with $CL_STATUS after SIGTERM"
 [ "$(echo "$exited < 2" | bc)" -eq 1 ] || cl_fail "the daemon took $exited s to exit (over 2 s)"
 cl_wait 10 see:1-3:4:left
 seen=$CL_TOOK

@@ -7,7 +7,8 @@
 #   cl_start I [ARGS...]  start exo in node I: --listen on its address, default ports, --model
 #                         none, its own state dir (kept across restarts of node I), --name nI,
 #                         then ARGS; its pid goes to CL_PID[I], its log to $CL_DIR/nI.log
-#   cl_signal I SIG       send SIG to node I's daemon
+#   cl_stop I SIG         send SIG to node I's daemon and wait until it exits; its exit status
+#                         goes to CL_STATUS
 #   cl_wait S PRED...     wait at most S seconds until every predicate holds; sets CL_TOOK to the
 #                         seconds it took (from CL_T0 when set, else from the call); fails the
 #                         test if not
@@ -33,6 +34,7 @@ CL_DIR=""
 CL_WATCHDOG=""
 CL_T0=""
 CL_TOOK=""
+CL_STATUS=""
 declare -a CL_PID
 
 cl_now() { date +%s.%N; }
@@ -105,12 +107,14 @@ cl_start() {
     CL_PID[$i]=$NETNS_PID
 }
 
-cl_signal() {
-    kill -"$2" "${CL_PID[$1]}"
-    if [ "$2" = KILL ] || [ "$2" = 9 ]; then
-        # Reaped here, quietly: bash would otherwise report the killed job on stderr.
-        wait "${CL_PID[$1]}" 2>/dev/null || true
-    fi
+cl_stop() {
+    local pid=${CL_PID[$1]}
+    kill -"$2" "$pid"
+    CL_STATUS=0
+    # Quietly: bash would otherwise report a killed job on stderr.
+    wait "$pid" 2>/dev/null || CL_STATUS=$?
+    # Reaped, its pid may be reused: the cleanup must not kill it again.
+    NETNS_PIDS=$(echo " $NETNS_PIDS " | sed "s/ $pid / /")
 }
 
 cl_wait() {

@@ -12,7 +12,7 @@ done
 cl_wait 15 see:1-4:1-4:alive agree:1-4
 id=$(cl_json 3 | jq -r .node.id)
 inc=$(cl_json 1 | jq '.members[] | select(.name == "n3") | .incarnation')
-cl_signal 3 KILL
+cl_stop 3 KILL
 cl_wait 20 see:1,2,4:3:dead
 CL_T0=$(cl_now)
 cl_start 3
