@@ -78,6 +78,7 @@ struct daemon {
     struct exo_runner *runner;
     struct exo_api *api;
     struct daemon_cluster *cluster; /* daemon-cluster.c; NULL until started */
+    struct daemon_devices *devices; /* daemon-devices.c; NULL when not running */
     /* The latest telemetry sample of a node as JSON (owned by the caller), or NULL: set by the
      * devices component for /api/v1/nodes. */
     struct cJSON *(*telemetry_of)(struct daemon *d, const uint8_t id[EXO_NODE_ID_SIZE]);
@@ -116,5 +117,9 @@ int cluster_send(struct daemon *d, const uint8_t to[EXO_NODE_ID_SIZE], const uin
                  size_t len);
 /* One event to every /api/v1/events client: event name, id (NULL: none), JSON text. */
 void cluster_sse_publish(struct daemon *d, const char *event, const char *id, const char *json);
+
+/* daemon-devices.c */
+int devices_start(struct daemon *d);
+void devices_stop(struct daemon *d);
 
 #endif

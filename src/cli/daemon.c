@@ -457,6 +457,7 @@ static const struct component {
     {"runner", runner_start, runner_stop},
     {"api", api_start, api_stop},
     {"cluster", cluster_start, cluster_stop},
+    {"devices", devices_start, devices_stop},
     {"model", model_start, model_stop},
 };
 
