@@ -51,13 +51,13 @@
 #include "device/telemetry.h"
 #include "engine/runner.h"
 
-#define DIGEST_CHANNEL   0x54   /* 'T': first byte of a gossiped telemetry digest */
-#define TICK_MS          1000   /* looks at the device records, expires digests */
-#define REDETECT_MS      60000  /* devices that come and go */
-#define DIGEST_EXPIRE_MS 10000  /* a node silent this long has no current telemetry */
-#define FETCH_TIMEOUT_MS 1500   /* under the shutdown bound: a stop does not wait longer */
+#define DIGEST_CHANNEL   0x54  /* 'T': first byte of a gossiped telemetry digest */
+#define TICK_MS          1000  /* looks at the device records, expires digests */
+#define REDETECT_MS      60000 /* devices that come and go */
+#define DIGEST_EXPIRE_MS 10000 /* a node silent this long has no current telemetry */
+#define FETCH_TIMEOUT_MS 1500  /* under the shutdown bound: a stop does not wait longer */
 #define FETCH_BODY_MAX   (16u << 20)
-#define MAX_FETCHES      2      /* the pool has 4 threads and the sampler needs one */
+#define MAX_FETCHES      2 /* the pool has 4 threads and the sampler needs one */
 
 /* Detection, or scoring (once, after the first detection), on a pool thread. */
 struct probe {
@@ -66,7 +66,7 @@ struct probe {
     struct exo_statedir *statedir; /* borrowed; NULL: detect */
     struct exo_device cpu;         /* to score */
     int32_t n_threads;
-    struct exo_device_list list;   /* detected */
+    struct exo_device_list list; /* detected */
     struct exo_score score;
     bool scored, cached;
     int rc;
@@ -311,8 +311,9 @@ static cJSON *telemetry_of(struct daemon *d, const uint8_t id[EXO_NODE_ID_SIZE])
 
 /* ---- device events from the replicated records ---------------------------------------------- */
 
-static void on_record_diff(void *ud, enum exo_device_event ev, const uint8_t node[EXO_PEERS_ID_SIZE],
-                           const char *device, const void *value, size_t len)
+static void on_record_diff(void *ud, enum exo_device_event ev,
+                           const uint8_t node[EXO_PEERS_ID_SIZE], const char *device,
+                           const void *value, size_t len)
 {
     struct daemon *d = ud;
     char hex[2 * EXO_NODE_ID_SIZE + 1];
@@ -504,8 +505,8 @@ static cJSON *node_devices_json(struct daemon_devices *dd, const struct exo_stat
             struct exo_state_record r;
             if (exo_state_record_at(s, i, &r) == 0 && r.kind == EXO_STATE_KIND_DEVICES &&
                 r.format == EXO_STATE_FORMAT_JSON && memcmp(r.owner, id, EXO_NODE_ID_SIZE) == 0)
-                cJSON_AddItemToArray(
-                    devs, cJSON_ParseWithLength((const char *)r.value, r.value_len));
+                cJSON_AddItemToArray(devs,
+                                     cJSON_ParseWithLength((const char *)r.value, r.value_len));
         }
         score = record_json(s, EXO_STATE_KIND_SCORES, id, "cpu0");
     }
@@ -520,8 +521,7 @@ fail:
 
 /* The node id of ?node= into id; false (answered 400) when it is not one. *ret_given false when
  * there is no parameter. */
-static bool node_param(struct exo_http_request *req, uint8_t id[EXO_NODE_ID_SIZE],
-                       bool *ret_given)
+static bool node_param(struct exo_http_request *req, uint8_t id[EXO_NODE_ID_SIZE], bool *ret_given)
 {
     char text[2 * EXO_NODE_ID_SIZE + 8];
     int rc = exo_http_request_query_param(req, "node", text, sizeof(text));
@@ -559,10 +559,10 @@ static void route_devices(struct exo_http_request *req, void *ud)
     /* This node first when the replicated table does not have it yet (no leader so far). */
     struct exo_state_member m;
     struct exo_member_info self;
-    if (exo_state_member_get(s, d->node_id, &m) < 0 && (!filter || !memcmp(want, d->node_id,
-                                                                           EXO_NODE_ID_SIZE))) {
-        bool named = cluster_members(d) &&
-                     exo_members_get(cluster_members(d), d->node_id, &self) == 0;
+    bool want_self = !filter || memcmp(want, d->node_id, EXO_NODE_ID_SIZE) == 0;
+    if (want_self && exo_state_member_get(s, d->node_id, &m) < 0) {
+        bool named =
+            cluster_members(d) && exo_members_get(cluster_members(d), d->node_id, &self) == 0;
         cJSON_AddItemToArray(arr, node_devices_json(dd, s, d->node_id, named ? self.name : ""));
     }
     for (size_t i = 0; i < exo_state_member_count(s); i++)
@@ -581,8 +581,8 @@ static void route_devices(struct exo_http_request *req, void *ud)
 static void fetch_job(uv_work_t *w)
 {
     struct peer_fetch *f = w->data;
-    f->rc = exo_http_get(f->host, f->port, f->path, f->token, FETCH_TIMEOUT_MS, &f->body,
-                         &f->status);
+    f->rc =
+        exo_http_get(f->host, f->port, f->path, f->token, FETCH_TIMEOUT_MS, &f->body, &f->status);
 }
 
 static void fetch_answer(struct peer_fetch *f)
@@ -598,8 +598,8 @@ static void fetch_answer(struct peer_fetch *f)
         snprintf(msg, sizeof(msg), "node %s (%s port %u) did not answer within %d ms", f->node,
                  f->host, f->port, FETCH_TIMEOUT_MS);
     else
-        snprintf(msg, sizeof(msg), "cannot fetch from node %s (%s port %u): %s", f->node,
-                 f->host, f->port, exo_strerror(f->rc));
+        snprintf(msg, sizeof(msg), "cannot fetch from node %s (%s port %u): %s", f->node, f->host,
+                 f->port, exo_strerror(f->rc));
     exo_http_respond_error(f->req, f->rc == EXO_ETIMEOUT ? 504 : 502, msg);
 }
 
@@ -699,8 +699,9 @@ static void route_telemetry(struct exo_http_request *req, void *ud)
     }
     if (!given || memcmp(id, d->node_id, EXO_NODE_ID_SIZE) == 0) {
         if (!dd->telemetry) {
-            exo_http_respond_error(req, 503, dd->telemetry_on ? "telemetry is starting"
-                                                              : "telemetry is off on this node");
+            exo_http_respond_error(req, 503,
+                                   dd->telemetry_on ? "telemetry is starting"
+                                                    : "telemetry is off on this node");
             return;
         }
         cJSON *j = exo_telemetry_ring_to_json(exo_telemetry_ring(dd->telemetry), since, 0);
@@ -741,7 +742,7 @@ static int write_metrics(struct exo_prom *p, void *ud)
     size_t n = exo_peers_digests(dd->peers, NULL, NULL, 0) + 1;
     const uint8_t **ids = exo_calloc(n, sizeof(*ids));
     const struct exo_digest **digests = exo_calloc(n, sizeof(*digests));
-    char (*hex)[2 * EXO_NODE_ID_SIZE + 1] = exo_calloc(n, sizeof(*hex));
+    char(*hex)[2 * EXO_NODE_ID_SIZE + 1] = exo_calloc(n, sizeof(*hex));
     const char **names = exo_calloc(n, sizeof(*names));
     struct exo_digest self;
     int rc = EXO_ENOMEM;
@@ -767,8 +768,10 @@ static int write_metrics(struct exo_prom *p, void *ud)
         const struct {
             const char *what;
             uint64_t n;
-        } c[] = {{"sent", dd->digests.sent},         {"send_failed", dd->digests.send_failed},
-                 {"kept", dd->digests.kept},         {"stale", dd->digests.stale},
+        } c[] = {{"sent", dd->digests.sent},
+                 {"send_failed", dd->digests.send_failed},
+                 {"kept", dd->digests.kept},
+                 {"stale", dd->digests.stale},
                  {"malformed", dd->digests.malformed}};
         for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
             struct exo_prom_label l = {"result", c[i].what};
@@ -802,8 +805,8 @@ int devices_start(struct daemon *d)
     const char *env = getenv("EXO_TELEMETRY");
     dd->telemetry_on = !env || (strcmp(env, "off") != 0 && strcmp(env, "0") != 0);
     struct exo_http_server *srv = exo_api_server(d->api);
-    if ((rc = exo_http_route(srv, EXO_HTTP_GET | EXO_HTTP_HEAD, "/api/v1/devices", 0,
-                             route_devices, d)) < 0 ||
+    if ((rc = exo_http_route(srv, EXO_HTTP_GET | EXO_HTTP_HEAD, "/api/v1/devices", 0, route_devices,
+                             d)) < 0 ||
         (rc = exo_http_route(srv, EXO_HTTP_GET | EXO_HTTP_HEAD, "/api/v1/telemetry", 0,
                              route_telemetry, d)) < 0 ||
         (rc = exo_api_add_metrics(d->api, write_metrics, d)) < 0 ||

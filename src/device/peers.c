@@ -10,7 +10,7 @@
 struct peer_device {
     char id[EXO_DEVICE_ID_SIZE];
     uint64_t version;
-    bool seen; /* in the current look */
+    bool seen;      /* in the current look */
     uint8_t *value; /* owned: the last value, for the disappearance */
     size_t len;
 };

@@ -162,4 +162,8 @@ case "$status" in
 502 | 504) echo "a node that does not answer: $status" ;;
 *) fail "a stopped node's history answered $status, not 502 or 504" ;;
 esac
+# Under the sanitizers, undefined behaviour is only logged: it fails the test all the same.
+if grep -l -E "runtime error:|AddressSanitizer" "$DIR"/n*.log; then
+    fail "sanitizer reports in the daemons' logs"
+fi
 echo "PASS"
