@@ -6,7 +6,8 @@
  * stands out of the noise; the baseline is the same loop, in the same run, with an idle timer
  * at the same interval (the daemon with telemetry off still wakes its loop). Figures are CPU
  * time (getrusage / CLOCK_THREAD_CPUTIME_ID), not wall time, so other load on the machine
- * matters less. The daemon-level part (gossip dissemination) is the lead's to add.
+ * matters less. bench/telemetry-overhead-daemon measures the same in running daemons, gossip of
+ * the digests included.
  *
  *   telemetry-overhead [-n SAMPLES] [-i INTERVAL_MS]
  */

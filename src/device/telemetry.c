@@ -323,14 +323,19 @@ struct exo_telemetry {
     uint32_t interval_ms;
     exo_telemetry_sample_cb on_sample;
     exo_telemetry_device_cb on_device;
+    exo_telemetry_stopped_cb on_stopped; /* set once started: a failed start calls nothing */
     void *ud;
 };
 
 static void release(struct exo_telemetry *t)
 {
+    exo_telemetry_stopped_cb on_stopped = t->on_stopped;
+    void *ud = t->ud;
     exo_telemetry_source_close(t->src);
     exo_telemetry_ring_free(&t->ring);
     exo_free(t);
+    if (on_stopped)
+        on_stopped(ud);
 }
 
 /* Runs on a libuv pool thread. */
@@ -411,6 +416,7 @@ int exo_telemetry_start(uv_loop_t *loop, const struct exo_telemetry_config *cfg,
     t->interval_ms = cfg->interval_ms ? cfg->interval_ms : 1000;
     t->on_sample = cfg->on_sample;
     t->on_device = cfg->on_device;
+    t->on_stopped = cfg->on_stopped;
     t->ud = cfg->ud;
     uv_timer_init(loop, &t->timer);
     t->timer.data = t;

@@ -154,6 +154,9 @@ typedef void (*exo_telemetry_sample_cb)(void *ud, const struct exo_telemetry_sam
 /* A GPU's source stopped answering (lost = true) or answers again (lost = false): the daemon
  * sends this as a device state change event. `id` borrowed for the call. */
 typedef void (*exo_telemetry_device_cb)(void *ud, const char *id, bool lost);
+/* Everything is released after exo_telemetry_stop (what the source borrows, such as the token
+ * counter, may go now). */
+typedef void (*exo_telemetry_stopped_cb)(void *ud);
 
 struct exo_telemetry_config {
     struct exo_telemetry_source_config source;
@@ -161,6 +164,7 @@ struct exo_telemetry_config {
     size_t ring_size;                  /* 0: EXO_TELEMETRY_RING */
     exo_telemetry_sample_cb on_sample; /* may be NULL */
     exo_telemetry_device_cb on_device; /* may be NULL */
+    exo_telemetry_stopped_cb on_stopped; /* may be NULL */
     void *ud;
 };
 
@@ -170,8 +174,9 @@ int exo_telemetry_start(uv_loop_t *loop, const struct exo_telemetry_config *cfg,
                         struct exo_telemetry **ret);
 
 /* Stop sampling and release everything; the memory goes once the loop has closed the timer and
- * any collection in flight has come back, so the loop must run on (uv_run) until then.
- * Callbacks are not called after this returns. Accepts NULL. */
+ * any collection in flight has come back, so the loop must run on (uv_run) until then; then
+ * on_stopped is called from the loop. No other callback is called after this returns. Accepts
+ * NULL. */
 void exo_telemetry_stop(struct exo_telemetry *t);
 
 /* The ring (borrowed; loop thread only). */

@@ -253,22 +253,32 @@ static void test_telemetry_sampler_on_loop(void **state)
     exo_free(l);
 }
 
+static void on_stopped(void *ud)
+{
+    ++*(int *)ud;
+}
+
 static void test_telemetry_stop_at_once(void **state)
 {
     /* Stopped before the first collection ran, and while one may be in flight: the loop still
-     * winds down and nothing leaks. */
+     * winds down, nothing leaks, and on_stopped comes once, from the loop. */
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
     for (int i = 0; i < 3; i++) {
         struct exo_telemetry *t = NULL;
-        struct exo_telemetry_config c = {.source = {.root = root, .nvml_library = ""}};
+        int stopped = 0;
+        struct exo_telemetry_config c = {.source = {.root = root, .nvml_library = ""},
+                                         .on_stopped = on_stopped,
+                                         .ud = &stopped};
         assert_int_equal(exo_telemetry_start(&loop, &c, &t), 0);
         if (i > 0)
             uv_run(&loop, UV_RUN_NOWAIT);
         assert_int_equal(exo_telemetry_skipped(t), 0);
         assert_non_null(exo_telemetry_ring(t));
         exo_telemetry_stop(t);
+        assert_int_equal(stopped, 0);
         assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+        assert_int_equal(stopped, 1);
     }
     exo_telemetry_stop(NULL);
     assert_int_equal(uv_loop_close(&loop), 0);
