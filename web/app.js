@@ -277,12 +277,12 @@ function drawGraph() {
   if (!nodes.length) return;
   const n = nodes.length;
   const r = Math.max(9, Math.min(22, 26 - n));
-  const ring = n > 1 ? Math.min(w, hgt) / 2 - r - 22 : 0;
+  const ring = n > 1 ? Math.min(w / 2 - 90, hgt / 2 - r - 22) : 0; // room for the names beside
   const cx = w / 2;
-  const cy = hgt / 2 - 6;
+  const cy = hgt / 2 + (n > 1 ? 4 : -6); // the top name sits above its node
   const pos = nodes.map((_, i) => {
     const a = -Math.PI / 2 + (2 * Math.PI * i) / n;
-    return { x: cx + ring * Math.cos(a), y: cy + ring * Math.sin(a) };
+    return { x: cx + ring * Math.cos(a), y: cy + ring * Math.sin(a), cos: Math.cos(a), sin: Math.sin(a) };
   });
   const fg = cssVar('--fg');
   const muted = cssVar('--muted');
@@ -334,8 +334,17 @@ function drawGraph() {
       ctx.lineWidth = 2;
       ctx.stroke();
     }
+    // Names go outside the ring, where they do not cross the links.
+    const gap = r + (node.leader ? 9 : 5);
+    const name = truncate(node.name, n > 10 ? 12 : 18);
     ctx.fillStyle = fg;
-    ctx.fillText(truncate(node.name, n > 10 ? 10 : 16), p.x, p.y + r + (node.leader ? 14 : 10));
+    if (n === 1 || Math.abs(p.cos) < 0.3) {
+      ctx.textAlign = 'center';
+      ctx.fillText(name, p.x, p.y + (n === 1 || p.sin > 0 ? 1 : -1) * (gap + 7));
+    } else {
+      ctx.textAlign = p.cos > 0 ? 'left' : 'right';
+      ctx.fillText(name, p.x + Math.sign(p.cos) * gap, p.y);
+    }
   });
 }
 
