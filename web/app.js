@@ -277,9 +277,9 @@ function drawGraph() {
   if (!nodes.length) return;
   const n = nodes.length;
   const r = Math.max(9, Math.min(22, 26 - n));
-  const ring = n > 1 ? Math.min(w / 2 - 90, hgt / 2 - r - 22) : 0; // room for the names beside
+  const ring = n > 1 ? Math.min(w / 2 - 90, hgt / 2 - r - 28) : 0; // room for the names around
   const cx = w / 2;
-  const cy = hgt / 2 + (n > 1 ? 4 : -6); // the top name sits above its node
+  const cy = hgt / 2 + (n > 1 ? 2 : -6);
   const pos = nodes.map((_, i) => {
     const a = -Math.PI / 2 + (2 * Math.PI * i) / n;
     return { x: cx + ring * Math.cos(a), y: cy + ring * Math.sin(a), cos: Math.cos(a), sin: Math.sin(a) };
@@ -498,12 +498,21 @@ function deviceRow(d, nodeScore) {
 
 async function refreshDevices() {
   const box = $('devices');
-  const j = await getJson('/api/v1/devices', true);
+  let j;
+  try {
+    j = await getJson('/api/v1/devices', true);
+  } catch (e) {
+    // 503 while the node still detects and measures its devices: say so rather than "…".
+    if (e.status >= 500 && !box.querySelector('.node-devices')) box.replaceChildren(h('p', { class: 'muted' }, `No device reports yet: ${e.message}`));
+    throw e;
+  }
   if (!j) {
     box.replaceChildren(h('p', { class: 'muted' }, 'This daemon does not report devices yet.'));
     return;
   }
-  const blocks = (j.nodes || []).map((n) =>
+  const self = (n) => n.node === state.self;
+  const nodes = (j.nodes || []).sort((a, b) => self(b) - self(a) || (a.name || '').localeCompare(b.name || ''));
+  const blocks = nodes.map((n) =>
     h('div', { class: 'node-devices', data: { node: n.node } }, h('h3', {}, n.name || shortId(n.node)), h('ul', {}, (n.devices || []).map((d) => deviceRow(d, n.score)))),
   );
   box.classList.remove('muted');
