@@ -277,12 +277,12 @@ function drawGraph() {
   if (!nodes.length) return;
   const n = nodes.length;
   const r = Math.max(9, Math.min(22, 26 - n));
-  const ring = n > 1 ? Math.min(w, hgt) / 2 - r - 22 : 0;
+  const ring = n > 1 ? Math.min(w / 2 - 90, hgt / 2 - r - 28) : 0; // room for the names around
   const cx = w / 2;
-  const cy = hgt / 2 - 6;
+  const cy = hgt / 2 + (n > 1 ? 2 : -6);
   const pos = nodes.map((_, i) => {
     const a = -Math.PI / 2 + (2 * Math.PI * i) / n;
-    return { x: cx + ring * Math.cos(a), y: cy + ring * Math.sin(a) };
+    return { x: cx + ring * Math.cos(a), y: cy + ring * Math.sin(a), cos: Math.cos(a), sin: Math.sin(a) };
   });
   const fg = cssVar('--fg');
   const muted = cssVar('--muted');
@@ -334,8 +334,17 @@ function drawGraph() {
       ctx.lineWidth = 2;
       ctx.stroke();
     }
+    // Names go outside the ring, where they do not cross the links.
+    const gap = r + (node.leader ? 9 : 5);
+    const name = truncate(node.name, n > 10 ? 12 : 18);
     ctx.fillStyle = fg;
-    ctx.fillText(truncate(node.name, n > 10 ? 10 : 16), p.x, p.y + r + (node.leader ? 14 : 10));
+    if (n === 1 || Math.abs(p.cos) < 0.3) {
+      ctx.textAlign = 'center';
+      ctx.fillText(name, p.x, p.y + (n === 1 || p.sin > 0 ? 1 : -1) * (gap + 7));
+    } else {
+      ctx.textAlign = p.cos > 0 ? 'left' : 'right';
+      ctx.fillText(name, p.x + Math.sign(p.cos) * gap, p.y);
+    }
   });
 }
 
@@ -489,12 +498,21 @@ function deviceRow(d, nodeScore) {
 
 async function refreshDevices() {
   const box = $('devices');
-  const j = await getJson('/api/v1/devices', true);
+  let j;
+  try {
+    j = await getJson('/api/v1/devices', true);
+  } catch (e) {
+    // 503 while the node still detects and measures its devices: say so rather than "…".
+    if (e.status >= 500 && !box.querySelector('.node-devices')) box.replaceChildren(h('p', { class: 'muted' }, `No device reports yet: ${e.message}`));
+    throw e;
+  }
   if (!j) {
     box.replaceChildren(h('p', { class: 'muted' }, 'This daemon does not report devices yet.'));
     return;
   }
-  const blocks = (j.nodes || []).map((n) =>
+  const self = (n) => n.node === state.self;
+  const nodes = (j.nodes || []).sort((a, b) => self(b) - self(a) || (a.name || '').localeCompare(b.name || ''));
+  const blocks = nodes.map((n) =>
     h('div', { class: 'node-devices', data: { node: n.node } }, h('h3', {}, n.name || shortId(n.node)), h('ul', {}, (n.devices || []).map((d) => deviceRow(d, n.score)))),
   );
   box.classList.remove('muted');
