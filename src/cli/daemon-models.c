@@ -159,9 +159,8 @@ void models_runner_changed(struct daemon *d)
         d->model_reported[0] = '\0';
         return;
     }
-    char id[256];
+    char id[sizeof(d->model_reported)]; /* a state key: at most EXO_STATE_KEY_MAX */
     exo_openai_model_id(info->model_path, id, sizeof(id));
-    id[EXO_STATE_KEY_MAX] = '\0';
     cJSON *v = cJSON_CreateObject();
     char *text = NULL;
     if (v && cJSON_AddStringToObject(v, "id", id) &&
@@ -179,7 +178,7 @@ void models_runner_changed(struct daemon *d)
         exo_log(EXO_LOG_WARN, "daemon", "cannot report model %s to the cluster: %s", id,
                 exo_strerror(rc));
     else
-        snprintf(d->model_reported, sizeof(d->model_reported), "%s", id);
+        memcpy(d->model_reported, id, sizeof(id));
 }
 
 int models_start(struct daemon *d)
