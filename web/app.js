@@ -528,7 +528,7 @@ async function refreshModel() {
   state.model = models.find((m) => m.status === 'ready') || models[0] || null;
   const where = state.self ? `${nameOf(state.self)} (this node)` : 'this node';
   if (!models.length) {
-    box.replaceChildren(h('p', { class: 'muted' }, 'This node serves no model.'));
+    box.replaceChildren(h('p', { class: 'muted' }, 'No node in the cluster serves a model yet.'));
   } else {
     const items = models.map((m) =>
       h(
@@ -537,7 +537,7 @@ async function refreshModel() {
         h('b', {}, m.id),
         ' ',
         h('span', { class: `tag ${m.status === 'ready' ? 'ok' : ''}` }, m.status),
-        h('div', { class: 'muted' }, [m.name, m.context_length && `context ${m.context_length} tokens`, `served by ${where}`].filter(Boolean).join(' · ')),
+        h('div', { class: 'muted' }, [m.name, m.context_length && `context ${m.context_length} tokens`, `served by ${m.nodes ? m.nodes.join(', ') : where}`].filter(Boolean).join(' · ')),
       ),
     );
     box.classList.remove('muted');
