@@ -267,8 +267,8 @@ function truncate(s, n) {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
 
-// Nodes on a circle, this node on top; a line from this node to each peer carries the round-trip
-// time this node measured (the only view of links the API gives today).
+// Nodes on a circle, this node on top; lines carry the round-trip times the nodes measured to
+// each other (their links records), this node's own lines drawn strongest.
 function drawGraph() {
   const canvas = $('graph');
   const { ctx, w, h: hgt } = fitCanvas(canvas);
@@ -289,25 +289,38 @@ function drawGraph() {
   ctx.font = `${n > 10 ? 10 : 12}px system-ui, sans-serif`;
   ctx.textAlign = 'center';
   ctx.textBaseline = 'middle';
-  const self = nodes[0].self ? 0 : -1;
-  if (self === 0) {
-    for (let i = 1; i < n; i++) {
-      const a = pos[0];
-      const b = pos[i];
-      const dead = nodes[i].state === 'dead' || nodes[i].state === 'left';
+  // Every pair that either end measured (its links record), else this node's own probe time.
+  const rttOf = (a, b) => {
+    const v = (a.links && a.links[b.id]) ?? (b.links && b.links[a.id]);
+    if (v !== undefined && v !== null) return v;
+    if (a.self) return b.rtt_ms;
+    if (b.self) return a.rtt_ms;
+    return null;
+  };
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const a = pos[i];
+      const b = pos[j];
+      const rtt = rttOf(nodes[i], nodes[j]);
+      const gone = (x) => x.state === 'dead' || x.state === 'left';
+      const dead = gone(nodes[i]) || gone(nodes[j]);
+      if (!nodes[i].self && (rtt === null || rtt === undefined) && !dead) continue;
       ctx.strokeStyle = muted;
       ctx.lineWidth = 1;
-      ctx.setLineDash(dead || nodes[i].rtt_ms === null ? [4, 4] : []);
+      ctx.globalAlpha = nodes[i].self ? 1 : 0.45;
+      ctx.setLineDash(dead || rtt === null || rtt === undefined ? [4, 4] : []);
       ctx.beginPath();
       ctx.moveTo(a.x, a.y);
       ctx.lineTo(b.x, b.y);
       ctx.stroke();
       ctx.setLineDash([]);
-      if (nodes[i].rtt_ms !== null && nodes[i].rtt_ms !== undefined && n <= 12) {
+      ctx.globalAlpha = 1;
+      // Labels where they stay legible: this node's links up to 12 nodes, all of them up to 5.
+      if (rtt !== null && rtt !== undefined && (n <= 5 || (nodes[i].self && n <= 12))) {
         const t = n > 6 ? 0.72 : 0.5; // crowded: labels near the peer, away from the hub
         const lx = a.x + (b.x - a.x) * t;
         const ly = a.y + (b.y - a.y) * t;
-        const label = fmtMs(nodes[i].rtt_ms);
+        const label = fmtMs(rtt);
         const tw = ctx.measureText(label).width + 6;
         ctx.fillStyle = cssVar('--panel');
         ctx.fillRect(lx - tw / 2, ly - 8, tw, 16);

@@ -39,11 +39,11 @@
 #include "net/netif.h"
 #include "net/seal.h"
 
-#define LEAVE_MS         500      /* time the leave gets to spread before the node closes */
-#define SSE_PING_MS      15000    /* a comment line keeps idle SSE streams open through proxies */
-#define KEYFILE_MAX      (64 << 10)
-#define MAX_HANDLERS     8
-#define PROTO_VERSION    "1"
+#define LEAVE_MS      500   /* time the leave gets to spread before the node closes */
+#define SSE_PING_MS   15000 /* a comment line keeps idle SSE streams open through proxies */
+#define KEYFILE_MAX   (64 << 10)
+#define MAX_HANDLERS  8
+#define PROTO_VERSION "1"
 
 struct sse_client {
     struct sse_client *next;
@@ -288,6 +288,22 @@ static void api_url(const struct exo_members_addr *a, uint16_t port, char *buf, 
         snprintf(buf, size, "http://%s:%u", ip, port);
 }
 
+/* The round trips a node measured to its peers, from its `links` record (daemon-links.c):
+ * {"<peer id>": ms, ...}, or null before it reported any. */
+static cJSON *links_json(struct daemon_cluster *dc, const uint8_t id[EXO_MEMBERS_ID_BYTES])
+{
+    struct exo_state_record r;
+    if (exo_state_record_get(state_of(dc), EXO_STATE_KIND_LINKS, id, "", 0, &r) < 0)
+        return cJSON_CreateNull();
+    cJSON *v = cJSON_ParseWithLength((const char *)r.value, r.value_len);
+    cJSON *rtt = cJSON_DetachItemFromObjectCaseSensitive(v, "rtt_ms");
+    cJSON_Delete(v);
+    if (cJSON_IsObject(rtt))
+        return rtt;
+    cJSON_Delete(rtt);
+    return cJSON_CreateNull();
+}
+
 static cJSON *node_json(struct daemon_cluster *dc, const struct exo_state_member *m,
                         const uint8_t *leader)
 {
@@ -316,6 +332,7 @@ static cJSON *node_json(struct daemon_cluster *dc, const struct exo_state_member
         cJSON_AddNumberToObject(j, "rtt_ms", info.rtt_us / 1000.0);
     else
         cJSON_AddNullToObject(j, "rtt_ms");
+    cJSON_AddItemToObject(j, "links", links_json(dc, m->id));
     cJSON *t = dc->d->telemetry_of ? dc->d->telemetry_of(dc->d, m->id) : NULL;
     cJSON_AddItemToObject(j, "telemetry", t ? t : cJSON_CreateNull());
     return j;
@@ -368,19 +385,21 @@ static int write_metrics(struct exo_prom *p, void *ud)
     exo_members_get_stats(exo_cluster_members(dc->node), &ms);
     exo_seal_get_stats(dc->seal, &ss);
 
-    exo_prom_family(p, "exo_cluster_members", EXO_PROM_GAUGE, "Members by state, as this node sees them");
+    exo_prom_family(p, "exo_cluster_members", EXO_PROM_GAUGE,
+                    "Members by state, as this node sees them");
     const struct {
         const char *state;
         uint32_t n;
-    } by_state[] = {{"alive", ms.alive}, {"suspect", ms.suspect}, {"dead", ms.dead}, {"left", ms.left}};
+    } by_state[] = {
+        {"alive", ms.alive}, {"suspect", ms.suspect}, {"dead", ms.dead}, {"left", ms.left}};
     for (size_t i = 0; i < 4; i++) {
         struct exo_prom_label l = {"state", by_state[i].state};
         exo_prom_sample_u64(p, &l, 1, by_state[i].n);
     }
-#define COUNTER(name, help, v)                                                                     \
-    do {                                                                                           \
-        exo_prom_family(p, name, EXO_PROM_COUNTER, help);                                          \
-        exo_prom_sample_u64(p, NULL, 0, v);                                                        \
+#define COUNTER(name, help, v)                            \
+    do {                                                  \
+        exo_prom_family(p, name, EXO_PROM_COUNTER, help); \
+        exo_prom_sample_u64(p, NULL, 0, v);               \
     } while (0)
     COUNTER("exo_gossip_probes_total", "Direct probes sent", ms.probes);
     COUNTER("exo_gossip_probe_failures_total", "Probes with no answer, direct or indirect",
@@ -480,8 +499,7 @@ static void on_message(void *ctx, const uint8_t from[EXO_MEMBERS_ID_BYTES], cons
             dc->handlers[i].cb(dc->handlers[i].ud, from, data, len, broadcast);
 }
 
-static void on_member(void *ctx, enum exo_members_event event,
-                      const struct exo_member_info *m)
+static void on_member(void *ctx, enum exo_members_event event, const struct exo_member_info *m)
 {
     char addr[64];
     if (m->is_self || event == EXO_MEMBERS_EVENT_UPDATE)
@@ -745,8 +763,8 @@ int cluster_start(struct daemon *d)
     rc = exo_cluster_create(&d->loop, &cfg, &dc->node);
     if (rc < 0) {
         dc->node = NULL;
-        exo_log(EXO_LOG_ERROR, "cluster", "cannot start gossip on %s port %ld: %s%s",
-                d->opt.listen, d->opt.gossip_port, exo_strerror(rc),
+        exo_log(EXO_LOG_ERROR, "cluster", "cannot start gossip on %s port %ld: %s%s", d->opt.listen,
+                d->opt.gossip_port, exo_strerror(rc),
                 rc == EXO_EBUSY ? " (another daemon on this port? --gossip-port)" : "");
         return abort_start(dc, rc);
     }
@@ -756,8 +774,7 @@ int cluster_start(struct daemon *d)
     char addr[64];
     exo_members_addr_format(&local, addr, sizeof(addr));
     exo_log(EXO_LOG_INFO, "cluster", "gossip on %s as '%s' in cluster '%s'%s", addr,
-            cfg.members.name, d->opt.cluster,
-            d->opt.cluster_key ? " (encrypted)" : "");
+            cfg.members.name, d->opt.cluster, d->opt.cluster_key ? " (encrypted)" : "");
 
     if (d->opt.n_join > 0 &&
         (rc = exo_transport_join(exo_cluster_transport(dc->node), d->opt.join, d->opt.n_join)) < 0)
@@ -765,8 +782,8 @@ int cluster_start(struct daemon *d)
     mdns_start(dc, api_port);
 
     struct exo_http_server *srv = exo_api_server(d->api);
-    if ((rc = exo_http_route(srv, EXO_HTTP_GET | EXO_HTTP_HEAD, "/api/v1/cluster", 0,
-                             route_cluster, dc)) < 0 ||
+    if ((rc = exo_http_route(srv, EXO_HTTP_GET | EXO_HTTP_HEAD, "/api/v1/cluster", 0, route_cluster,
+                             dc)) < 0 ||
         (rc = exo_http_route(srv, EXO_HTTP_GET | EXO_HTTP_HEAD, "/api/v1/nodes", 0, route_nodes,
                              dc)) < 0 ||
         (rc = exo_http_route(srv, EXO_HTTP_GET, "/api/v1/events", 0, route_events, dc)) < 0 ||

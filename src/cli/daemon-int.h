@@ -80,6 +80,7 @@ struct daemon {
     struct exo_api *api;
     struct daemon_cluster *cluster; /* daemon-cluster.c; NULL until started */
     struct daemon_devices *devices; /* daemon-devices.c; NULL when not running */
+    struct daemon_links *links;     /* daemon-links.c; NULL when not running */
     /* The latest telemetry sample of a node as JSON (owned by the caller), or NULL: set by the
      * devices component for /api/v1/nodes. */
     struct cJSON *(*telemetry_of)(struct daemon *d, const uint8_t id[EXO_NODE_ID_SIZE]);
@@ -126,6 +127,10 @@ int models_start(struct daemon *d);
 void models_stop(struct daemon *d);
 /* The runner's state changed: report the model it serves (or none) to the cluster. */
 void models_runner_changed(struct daemon *d);
+
+/* daemon-links.c: this node's measured links to the others, as its `links` record. */
+int links_start(struct daemon *d);
+void links_stop(struct daemon *d);
 
 /* daemon-devices.c */
 int devices_start(struct daemon *d);

@@ -470,6 +470,7 @@ static const struct component {
     {"api", api_start, api_stop},
     {"cluster", cluster_start, cluster_stop},
     {"models", models_start, models_stop},
+    {"links", links_start, links_stop},
     {"devices", devices_start, devices_stop},
     {"model", model_start, model_stop},
 };
