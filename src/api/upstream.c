@@ -41,7 +41,8 @@ struct exo_upstream {
     char ctype[CTYPE_MAX];
     size_t ctype_len;
     bool head_seen, complete, finished, canceled;
-    int body_rc; /* on_body's code when it asked to stop */
+    bool socketless; /* exo_upstream_parse: no handles to close */
+    int body_rc;     /* on_body's code when it asked to stop */
     int open_handles;
 };
 
@@ -65,7 +66,8 @@ static void finish(struct exo_upstream *u, int rc)
     if (u->finished)
         return;
     u->finished = true;
-    close_handles(u);
+    if (!u->socketless)
+        close_handles(u);
     if (!u->canceled)
         u->h.on_done(u->ud, rc);
 }
@@ -337,6 +339,31 @@ int exo_upstream_start(uv_loop_t *loop, const struct exo_upstream_request *rq,
     }
     arm_timer(u);
     *ret = u;
+    return 0;
+}
+
+int exo_upstream_parse(const void *data, size_t len, size_t piece,
+                       const struct exo_upstream_handler *h, void *ud)
+{
+    if ((len && !data) || !h || !h->on_head || !h->on_body || !h->on_done)
+        return EXO_EINVAL;
+    struct exo_upstream *u = exo_calloc(1, sizeof(*u));
+    if (!u)
+        return EXO_ENOMEM;
+    u->h = *h;
+    u->ud = ud;
+    u->socketless = true;
+    http_parser_init(&u->parser, HTTP_RESPONSE);
+    u->parser.data = u;
+    const char *p = data;
+    for (size_t off = 0; off < len && !u->finished;) {
+        size_t n = piece && piece < len - off ? piece : len - off;
+        parse(u, p + off, n);
+        off += n;
+    }
+    if (!u->finished)
+        parse(u, NULL, 0);
+    exo_free(u);
     return 0;
 }
 

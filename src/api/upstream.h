@@ -55,6 +55,12 @@ struct exo_upstream_handler {
 int exo_upstream_start(uv_loop_t *loop, const struct exo_upstream_request *rq,
                        const struct exo_upstream_handler *h, void *ud, struct exo_upstream **ret);
 
+/* The response parser without a connection, for tests and fuzzing: data (len bytes, borrowed)
+ * arrives in pieces of `piece` bytes (0: all at once) and then the connection ends; h gets the
+ * same calls a request would, on_done included. 0, or EXO_EINVAL / EXO_ENOMEM with no call. */
+int exo_upstream_parse(const void *data, size_t len, size_t piece,
+                       const struct exo_upstream_handler *h, void *ud);
+
 /* Drop the request: no callback comes after this; the connection closes on the loop. Accepts
  * NULL; must not be called from or after on_done. */
 void exo_upstream_cancel(struct exo_upstream *u);

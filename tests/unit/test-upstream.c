@@ -293,6 +293,51 @@ static void test_upstream_rejects_bad_requests(void **state)
     assert_int_equal(fx->done_calls, 0);
 }
 
+/* Hostile and odd responses through the parser alone, whole and a byte at a time. */
+static void test_upstream_parse_hostile_responses(void **state)
+{
+    struct fx *fx = *state;
+    static const struct {
+        const char *bytes;
+        int rc;
+        int status;
+        const char *body;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", 0, 200, "{}"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n", 0,
+         200, "abc"},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\nx", 0,
+         404, "x"},
+        {"HTTP/1.1 200 OK\r\n\r\nuntil the end", 0, 200, "until the end"}, /* close-delimited */
+        {"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\ncut", EXO_EPROTO, 200, "cut"},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n", EXO_EPROTO,
+         200, ""},
+        {"HTTP/1.1 200 OK\r\nContent-Le", EXO_EPROTO, 0, ""},
+        {"SSH-2.0-OpenSSH_9.2\r\n", EXO_EPROTO, 0, ""},
+        {"", EXO_EPROTO, 0, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t piece = 0; piece < 2; piece++) {
+            fx->status = 0;
+            fx->done_calls = 0;
+            exo_buf_reset(&fx->body);
+            assert_int_equal(
+                exo_upstream_parse(cases[i].bytes, strlen(cases[i].bytes), piece, &handler, fx), 0);
+            assert_int_equal(fx->done_calls, 1);
+            assert_int_equal(fx->done_rc, cases[i].rc);
+            assert_int_equal(fx->status, cases[i].status);
+            assert_int_equal(fx->body.len, strlen(cases[i].body));
+            assert_memory_equal(fx->body.data ? (const char *)fx->body.data : "", cases[i].body,
+                                fx->body.len);
+        }
+    }
+    /* A Content-Type longer than the client keeps is cut, not overrun. */
+    char big[512];
+    int n = snprintf(big, sizeof(big), "HTTP/1.1 200 OK\r\nContent-Type: %0300d\r\n\r\n", 7);
+    assert_int_equal(exo_upstream_parse(big, (size_t)n, 0, &handler, fx), 0);
+    assert_int_equal(strlen(fx->ctype), 127);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upstream_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_cancel_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upstream_rejects_bad_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_parse_hostile_responses, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
