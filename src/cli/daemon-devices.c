@@ -27,7 +27,7 @@
  * writer get the daemon, not the component, so they answer 503 once it has stopped.
  */
 #include <arpa/inet.h>
-#include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +66,7 @@ struct probe {
     struct exo_statedir *statedir; /* borrowed; NULL: detect */
     struct exo_device cpu;         /* to score */
     int32_t n_threads;
+    atomic_bool cancel; /* a stop ends the measurement early */
     struct exo_device_list list; /* detected */
     struct exo_score score;
     bool scored, cached;
@@ -360,7 +361,7 @@ static void watch_records(struct daemon_devices *dd)
 static void probe_job(uv_work_t *w)
 {
     struct probe *p = w->data;
-    struct exo_score_params params = {.n_threads = p->n_threads};
+    struct exo_score_params params = {.n_threads = p->n_threads, .cancel = &p->cancel};
     if (!p->statedir)
         p->rc = exo_device_detect(NULL, &p->list);
     else
@@ -860,8 +861,12 @@ void devices_stop(struct daemon *d)
         exo_http_respond_error(f->req, 503, "the daemon is stopping");
         f->req = NULL;
     }
-    if (dd->probe)
-        uv_cancel((uv_req_t *)&dd->probe->work); /* one already running finishes first */
+    /* A probe not started yet is dropped; a score measurement ends within one timed run;
+     * detection (tens of milliseconds) finishes. */
+    if (dd->probe) {
+        atomic_store(&dd->probe->cancel, true);
+        uv_cancel((uv_req_t *)&dd->probe->work);
+    }
     exo_telemetry_stop(dd->telemetry);
     uv_close((uv_handle_t *)&dd->tick, on_tick_closed);
 }

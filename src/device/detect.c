@@ -6,6 +6,7 @@
 #include "device/detect.h"
 
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,17 +101,23 @@ int exo_device_detect(const struct exo_detect_options *opts, struct exo_device_l
     };
     struct exo_detect_options defaults = {0};
     const struct exo_detect_options *o = opts ? opts : &defaults;
+    /* LLVM, which PoCL and lavapipe load, gives the thread that first initialises it an
+     * alternate signal stack of its own. The thread's owner (libuv's pool in the daemon, a
+     * sanitizer runtime) expects to find its own stack there when the thread exits. */
+    stack_t altstack;
+    bool restore_altstack = sigaltstack(NULL, &altstack) == 0;
     exo_device_list_init(ret);
     /* The CPU is always probed: it is what every node can compute with. */
     int rc = exo_probe_cpu(o, ret);
-    if (rc == EXO_ENOMEM)
-        return rc;
-    for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+    for (size_t i = 0; rc != EXO_ENOMEM && i < sizeof(probes) / sizeof(probes[0]); i++) {
         if ((o->skip & probes[i].apis) == probes[i].apis)
             continue;
-        if (probes[i].probe(o, ret) == EXO_ENOMEM)
-            return EXO_ENOMEM;
+        rc = probes[i].probe(o, ret);
     }
+    if (restore_altstack)
+        sigaltstack(&altstack, NULL);
+    if (rc == EXO_ENOMEM)
+        return rc;
     if (ret->dropped)
         exo_log(EXO_LOG_WARN, "device", "%u devices beyond the first %d were left out",
                 ret->dropped, EXO_DEVICE_MAX);

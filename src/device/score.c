@@ -51,12 +51,19 @@ static const enum exo_dtype default_types[] = {
 
 /* ---- timing -------------------------------------------------------------------------------- */
 
-/* Mean seconds of repeated runs of fn(arg) over about slice_ns. */
-static double time_mean(void (*fn)(void *), void *arg, uint64_t slice_ns)
+static bool canceled(const atomic_bool *cancel)
+{
+    return cancel && atomic_load_explicit(cancel, memory_order_relaxed);
+}
+
+/* Mean seconds of repeated runs of fn(arg) over about slice_ns; fewer runs (at least one) once
+ * *cancel is set. */
+static double time_mean(void (*fn)(void *), void *arg, uint64_t slice_ns,
+                        const atomic_bool *cancel)
 {
     uint64_t start = exo_clock_ns(), now = start;
     long n = 0;
-    while (n < MIN_RUNS || now - start < slice_ns) {
+    while ((n < MIN_RUNS || now - start < slice_ns) && (n == 0 || !canceled(cancel))) {
         fn(arg);
         n++;
         now = exo_clock_ns();
@@ -194,10 +201,11 @@ struct measure {
     size_t dst_floats;
     float *scratch;
     struct exo_rng rng;
+    const atomic_bool *cancel; /* borrowed, may be NULL */
 };
 
 /* Mat-vec GB/s, the fixed cost per mat-vec and mat-mat GFLOP/s for one type, in about
- * slice_ns. EXO_EUNSUPPORTED when the CPU kernels lack the type. */
+ * slice_ns. EXO_EUNSUPPORTED when the CPU kernels lack the type, EXO_ECANCELED when asked. */
 static int measure_type(struct measure *m, enum exo_dtype t, uint64_t slice_ns,
                         struct exo_score_type *ret)
 {
@@ -217,9 +225,9 @@ static int measure_type(struct measure *m, enum exo_dtype t, uint64_t slice_ns,
     j.w = exo_tensor_2d(t, MATVEC_COLS, (int64_t)n_rows, m->buf);
     j.x = exo_tensor_2d(EXO_DTYPE_F32, MATVEC_COLS, 1, m->x);
     j.dst = exo_tensor_2d(EXO_DTYPE_F32, (int64_t)n_rows, 1, m->dst);
-    double s = time_mean(mul_mat_run, &j, left * 4 / 10);
-    if (j.rc < 0)
-        return j.rc;
+    double s = time_mean(mul_mat_run, &j, left * 4 / 10, m->cancel);
+    if (j.rc < 0 || canceled(m->cancel))
+        return j.rc < 0 ? j.rc : EXO_ECANCELED;
     double bps = (double)n_rows * (double)row / s;
     ret->matvec_gbps = bps / 1e9;
 
@@ -230,9 +238,9 @@ static int measure_type(struct measure *m, enum exo_dtype t, uint64_t slice_ns,
     j.w = exo_tensor_2d(t, SEQ_COLS, SEQ_ROWS, m->buf);
     j.x = exo_tensor_2d(EXO_DTYPE_F32, SEQ_COLS, 1, m->x);
     j.dst = exo_tensor_2d(EXO_DTYPE_F32, SEQ_ROWS, 1, m->dst);
-    s = time_mean(mul_mat_seq_run, &j, left * 3 / 10) / SEQ_OPS;
-    if (j.rc < 0)
-        return j.rc;
+    s = time_mean(mul_mat_seq_run, &j, left * 3 / 10, m->cancel) / SEQ_OPS;
+    if (j.rc < 0 || canceled(m->cancel))
+        return j.rc < 0 ? j.rc : EXO_ECANCELED;
     double fixed = s - (double)exo_dtype_row_bytes(t, SEQ_COLS) * SEQ_ROWS / bps;
     ret->op_us = fixed > 0 ? fixed * 1e6 : 0;
 
@@ -240,9 +248,9 @@ static int measure_type(struct measure *m, enum exo_dtype t, uint64_t slice_ns,
     j.w = exo_tensor_2d(t, MATMUL_COLS, MATMUL_ROWS, m->buf);
     j.x = exo_tensor_2d(EXO_DTYPE_F32, MATMUL_COLS, EXO_SCORE_BATCH, m->x);
     j.dst = exo_tensor_2d(EXO_DTYPE_F32, MATMUL_ROWS, EXO_SCORE_BATCH, m->dst);
-    s = time_mean(mul_mat_run, &j, left * 3 / 10);
-    if (j.rc < 0)
-        return j.rc;
+    s = time_mean(mul_mat_run, &j, left * 3 / 10, m->cancel);
+    if (j.rc < 0 || canceled(m->cancel))
+        return j.rc < 0 ? j.rc : EXO_ECANCELED;
     ret->matmul_gflops = 2.0 * MATMUL_ROWS * MATMUL_COLS * EXO_SCORE_BATCH / s / 1e9;
     return 0;
 }
@@ -267,6 +275,7 @@ int exo_score_measure(const struct exo_device *cpu, const struct exo_score_param
     snprintf(ret->version, sizeof(ret->version), "%s", EXO_VERSION);
     ret->measured_ms = exo_clock_wall_ms();
     exo_rng_seed(&m.rng, 0x5c0e);
+    m.cancel = p->cancel;
 
     m.bytes = stream_size(cpu, p);
     m.buf = exo_aligned_alloc(64, m.bytes);
@@ -299,10 +308,14 @@ int exo_score_measure(const struct exo_device *cpu, const struct exo_score_param
     struct bw_job bw = {
         .pool = pool, .words = (const uint64_t *)m.buf, .n_words = m.bytes / sizeof(uint64_t)};
     atomic_init(&bw.sink, 0);
-    double s = time_mean(bw_run, &bw, budget_ns / 12);
+    double s = time_mean(bw_run, &bw, budget_ns / 12, m.cancel);
     ret->mem_bw_gbps = (double)m.bytes / s / 1e9;
     exo_threadpool_free(pool);
     pool = NULL;
+    if (canceled(m.cancel)) {
+        rc = EXO_ECANCELED;
+        goto out;
+    }
 
     struct exo_backend_params bp = {.struct_size = sizeof(bp), .n_threads = ret->n_threads};
     rc = exo_cpu_backend_create(&bp, &m.be);
@@ -315,7 +328,7 @@ int exo_score_measure(const struct exo_device *cpu, const struct exo_score_param
     j.w = exo_tensor_2d(EXO_DTYPE_F32, SMALL_OP_WIDTH, 1, m.x + SMALL_OP_WIDTH);
     j.x = exo_tensor_2d(EXO_DTYPE_F32, SMALL_OP_WIDTH, 1, m.x);
     j.dst = exo_tensor_2d(EXO_DTYPE_F32, SMALL_OP_WIDTH, 1, m.dst);
-    ret->small_op_us = time_mean(rms_norm_run, &j, budget_ns / 50) * 1e6;
+    ret->small_op_us = time_mean(rms_norm_run, &j, budget_ns / 50, m.cancel) * 1e6;
     if (j.rc < 0) {
         rc = j.rc;
         goto out;

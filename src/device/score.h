@@ -30,6 +30,7 @@
 #ifndef EXO_DEVICE_SCORE_H
 #define EXO_DEVICE_SCORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,10 +78,12 @@ struct exo_score_params {
     const enum exo_dtype *types; /* (optional) weight types to measure; NULL: every type the
                                   * CPU kernels compute with */
     size_t n_types;
+    const atomic_bool *cancel; /* (optional) set by another thread to stop a measurement within
+                                * one timed run: it then fails with EXO_ECANCELED */
 };
 
 /* Measure the CPU described by cpu (borrowed; cpu0 of a detection) into *ret. EXO_ENOMEM when
- * the buffers cannot be had. */
+ * the buffers cannot be had, EXO_ECANCELED when params->cancel was set. */
 int exo_score_measure(const struct exo_device *cpu, const struct exo_score_params *params,
                       struct exo_score *ret);
 

@@ -160,10 +160,10 @@ typedef void (*exo_telemetry_stopped_cb)(void *ud);
 
 struct exo_telemetry_config {
     struct exo_telemetry_source_config source;
-    uint32_t interval_ms;              /* 0: 1000 */
-    size_t ring_size;                  /* 0: EXO_TELEMETRY_RING */
-    exo_telemetry_sample_cb on_sample; /* may be NULL */
-    exo_telemetry_device_cb on_device; /* may be NULL */
+    uint32_t interval_ms;                /* 0: 1000 */
+    size_t ring_size;                    /* 0: EXO_TELEMETRY_RING */
+    exo_telemetry_sample_cb on_sample;   /* may be NULL */
+    exo_telemetry_device_cb on_device;   /* may be NULL */
     exo_telemetry_stopped_cb on_stopped; /* may be NULL */
     void *ud;
 };

@@ -2,10 +2,13 @@
 /*
  * Scores and profiles: a (short) real measurement, the JSON cache format and its hostile
  * variants, the state-directory cache and its fingerprint, the model profile of a tiny model,
- * the prediction arithmetic, and link smoothing. No test asserts on how fast anything ran.
+ * the prediction arithmetic, and link smoothing, and cancelling a measurement. No test asserts on
+ * how fast anything ran, beyond a cancelled measurement ending far within its budget.
  */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +20,7 @@
 #include <cmocka.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "device/detect.h"
 #include "device/profile.h"
 #include "device/score.h"
@@ -85,6 +89,34 @@ static void test_device_score_measures(void **state)
     p.types = quick_types;
     assert_int_equal(exo_score_measure(&cpu, &p, &s), 0);
     assert_int_equal(s.n_types, 2);
+}
+
+static void *cancel_later(void *arg)
+{
+    usleep(100 * 1000);
+    atomic_store((atomic_bool *)arg, true);
+    return NULL;
+}
+
+static void test_device_score_cancel(void **state)
+{
+    struct exo_device cpu = this_cpu();
+    struct exo_score_params p = quick();
+    struct exo_score s;
+    atomic_bool cancel = true;
+    p.cancel = &cancel;
+    assert_int_equal(exo_score_measure(&cpu, &p, &s), EXO_ECANCELED);
+
+    /* Asked while it measures with a long budget, it stops within one timed run. */
+    atomic_store(&cancel, false);
+    p.budget_s = 30.0;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, cancel_later, &cancel), 0);
+    uint64_t t0 = exo_clock_ns();
+    assert_int_equal(exo_score_measure(&cpu, &p, &s), EXO_ECANCELED);
+    double took = (double)(exo_clock_ns() - t0) / 1e9;
+    pthread_join(th, NULL);
+    assert_true(took < 5.0);
 }
 
 static struct exo_score sample_score(void)
@@ -156,7 +188,7 @@ static void test_device_score_json_hostile(void **state)
     assert_int_equal(s.n_types, 0);
 
     /* More types than a score holds. */
-    char many[4096] = "";
+    char many[1024] = ""; /* small enough that text holds it whole */
     for (int i = 0; i < EXO_SCORE_MAX_TYPES + 1; i++)
         snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s{}", i ? "," : "");
     snprintf(text, sizeof(text), BASE, many);
@@ -395,6 +427,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_device_score_measures),
+        cmocka_unit_test(test_device_score_cancel),
         cmocka_unit_test(test_device_score_json_round_trip),
         cmocka_unit_test(test_device_score_json_hostile),
         cmocka_unit_test(test_device_score_cache),

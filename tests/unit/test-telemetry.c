@@ -267,9 +267,8 @@ static void test_telemetry_stop_at_once(void **state)
     for (int i = 0; i < 3; i++) {
         struct exo_telemetry *t = NULL;
         int stopped = 0;
-        struct exo_telemetry_config c = {.source = {.root = root, .nvml_library = ""},
-                                         .on_stopped = on_stopped,
-                                         .ud = &stopped};
+        struct exo_telemetry_config c = {
+            .source = {.root = root, .nvml_library = ""}, .on_stopped = on_stopped, .ud = &stopped};
         assert_int_equal(exo_telemetry_start(&loop, &c, &t), 0);
         if (i > 0)
             uv_run(&loop, UV_RUN_NOWAIT);
