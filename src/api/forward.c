@@ -38,7 +38,7 @@ static void respond_failure(struct forward *f, int rc)
                                    .type = "server_error",
                                    .code = "upstream_unavailable"};
     snprintf(err.diag.msg, sizeof(err.diag.msg),
-             "The node serving this request (%s) did not answer: %s. Try again.", f->label,
+             "The node that can answer this request (%s) did not answer: %s. Try again.", f->label,
              exo_strerror(rc));
     struct exo_buf b;
     exo_buf_init(&b, 0);
@@ -90,7 +90,7 @@ static void on_done(void *ud, int rc)
 static const struct exo_upstream_handler handler = {on_head, on_body, on_done};
 
 int exo_forward(uv_loop_t *loop, struct exo_http_request *req, const char *ip, uint16_t port,
-                const char *label)
+                const char *label, int head_timeout_ms)
 {
     const char *query = exo_http_request_query(req);
     struct exo_buf target;
@@ -122,7 +122,7 @@ int exo_forward(uv_loop_t *loop, struct exo_http_request *req, const char *ip, u
         .content_type = body_len || ctype ? (ctype ? ctype : "application/json") : NULL,
         .body = body,
         .body_len = body_len,
-        .head_timeout_ms = HEAD_TIMEOUT_MS,
+        .head_timeout_ms = head_timeout_ms > 0 ? head_timeout_ms : HEAD_TIMEOUT_MS,
         .idle_timeout_ms = IDLE_TIMEOUT_MS,
     };
     int rc = exo_upstream_start(loop, &rq, &handler, f, &f->up);

@@ -22,10 +22,11 @@ struct exo_http_request;
 bool exo_forward_is_forwarded(const struct exo_http_request *req);
 
 /* Answer req (borrowed until its response ends, which this does) from ip:port (an IP literal,
- * copied) as described above; label names the peer in errors and logs. Returns 0 once the
- * response is in hand, or an error after which req is still the caller's (EXO_EINVAL,
- * EXO_ENOMEM, or a connect error reported at once). */
+ * copied) as described above; label names the peer in errors and logs; head_timeout_ms bounds
+ * the wait for the answer to begin (0: 30 s, for a peer that may queue the request first).
+ * Returns 0 once the response is in hand, or an error after which req is still the caller's
+ * (EXO_EINVAL, EXO_ENOMEM, or a connect error reported at once). */
 int exo_forward(uv_loop_t *loop, struct exo_http_request *req, const char *ip, uint16_t port,
-                const char *label);
+                const char *label, int head_timeout_ms);
 
 #endif

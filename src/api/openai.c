@@ -949,7 +949,7 @@ static bool try_forward(struct exo_openai *oa, struct exo_http_request *req, con
     if (!oa->peers.find || exo_forward_is_forwarded(req) ||
         oa->peers.find(oa->peers.ud, model, ip, &port, label) < 0)
         return false;
-    int rc = exo_forward(oa->loop, req, ip, port, label);
+    int rc = exo_forward(oa->loop, req, ip, port, label, 0);
     if (rc < 0)
         exo_log(EXO_LOG_WARN, "api", "cannot forward a request for '%s' to %s: %s", model, label,
                 exo_strerror(rc));

@@ -13,16 +13,16 @@
  *     a table (device/peers.h) for /api/v1/nodes, /metrics and their own `telemetry` events.
  *   - Once a second the component looks at the replicated device records and streams a
  *     `device` event for each one that appeared, went or changed, whichever node it is on.
- *   - GET /api/v1/telemetry?node=OTHER is fetched from that node's API on a pool thread (the
- *     HTTP client blocks) within FETCH_TIMEOUT_MS; at most MAX_FETCHES at a time.
+ *   - GET /api/v1/telemetry?node=OTHER is passed on to that node's API (api/forward.h) and its
+ *     answer streamed back; it must begin within FETCH_TIMEOUT_MS.
  *   - The engine's tokens: the runner counts them on the loop (exo_runner_stats); each sample
  *     adds what it counted since the last one to the sampler's token counter, so the rate in a
  *     sample is that of the second before it.
  * EXO_TELEMETRY=off leaves the sampler and the digests out (bench/telemetry-overhead-daemon
  * compares the two in one run).
  *
- * Threads: everything here runs on the loop thread, except detection, scoring and the fetches,
- * which run on libuv's pool (uv_queue_work) on data that only their job holds until the
+ * Threads: everything here runs on the loop thread, except detection and scoring, which run
+ * on libuv's pool (uv_queue_work) on data that only their job holds until the
  * completion callback runs on the loop again. Routes, the message handler and the metrics
  * writer get the daemon, not the component, so they answer 503 once it has stopped.
  */
@@ -35,7 +35,7 @@
 #include <cjson/cJSON.h>
 
 #include "api/api.h"
-#include "api/http-client.h"
+#include "api/forward.h"
 #include "api/http.h"
 #include "api/prom.h"
 #include "cli/daemon-int.h"
@@ -55,9 +55,7 @@
 #define TICK_MS          1000  /* looks at the device records, expires digests */
 #define REDETECT_MS      60000 /* devices that come and go */
 #define DIGEST_EXPIRE_MS 10000 /* a node silent this long has no current telemetry */
-#define FETCH_TIMEOUT_MS 1500  /* under the shutdown bound: a stop does not wait longer */
-#define FETCH_BODY_MAX   (16u << 20)
-#define MAX_FETCHES      2 /* the pool has 4 threads and the sampler needs one */
+#define FETCH_TIMEOUT_MS 1500  /* a node that answers at all answers this at once */
 
 /* Detection, or scoring (once, after the first detection), on a pool thread. */
 struct probe {
@@ -66,27 +64,12 @@ struct probe {
     struct exo_statedir *statedir; /* borrowed; NULL: detect */
     struct exo_device cpu;         /* to score */
     int32_t n_threads;
-    atomic_bool cancel; /* a stop ends the measurement early */
+    atomic_bool cancel;          /* a stop ends the measurement early */
     struct exo_device_list list; /* detected */
     struct exo_score score;
     bool scored, cached;
     int rc;
     struct exo_diag diag;
-};
-
-/* GET /api/v1/telemetry of another node, on a pool thread. */
-struct peer_fetch {
-    uv_work_t work;
-    struct peer_fetch *next;
-    struct daemon_devices *dd;    /* valid while req is not NULL */
-    struct exo_http_request *req; /* NULL once answered (the component stopped) */
-    char node[2 * EXO_NODE_ID_SIZE + 1];
-    char host[INET6_ADDRSTRLEN];
-    uint16_t port;
-    char path[64];
-    const char *token; /* borrowed from the options */
-    struct exo_buf body;
-    int status, rc;
 };
 
 struct daemon_devices {
@@ -103,8 +86,6 @@ struct daemon_devices {
     uint64_t tokens_fed;             /* runner tokens already added */
     struct exo_peers *peers;
     struct probe *probe; /* in flight */
-    struct peer_fetch *fetches;
-    size_t n_fetches;
     uv_timer_t tick;
     uint64_t next_detect_ms;
     bool stopping, tick_closed;
@@ -579,53 +560,9 @@ static void route_devices(struct exo_http_request *req, void *ud)
 
 /* ---- GET /api/v1/telemetry ------------------------------------------------------------------ */
 
-static void fetch_job(uv_work_t *w)
-{
-    struct peer_fetch *f = w->data;
-    f->rc =
-        exo_http_get(f->host, f->port, f->path, f->token, FETCH_TIMEOUT_MS, &f->body, &f->status);
-}
-
-static void fetch_answer(struct peer_fetch *f)
-{
-    char msg[256];
-    if (f->rc == 0 && f->status == 200) {
-        exo_http_respond(f->req, 200, "application/json", f->body.data, f->body.len);
-        return;
-    }
-    if (f->rc == 0)
-        snprintf(msg, sizeof(msg), "node %s answered HTTP %d", f->node, f->status);
-    else if (f->rc == EXO_ETIMEOUT)
-        snprintf(msg, sizeof(msg), "node %s (%s port %u) did not answer within %d ms", f->node,
-                 f->host, f->port, FETCH_TIMEOUT_MS);
-    else
-        snprintf(msg, sizeof(msg), "cannot fetch from node %s (%s port %u): %s", f->node, f->host,
-                 f->port, exo_strerror(f->rc));
-    exo_http_respond_error(f->req, f->rc == EXO_ETIMEOUT ? 504 : 502, msg);
-}
-
-static void fetch_done(uv_work_t *w, int status)
-{
-    struct peer_fetch *f = w->data;
-    if (f->req) {
-        /* Still to answer, so the component runs and f is on its list. */
-        struct daemon_devices *dd = f->dd;
-        struct peer_fetch **pp = &dd->fetches;
-        while (*pp != f)
-            pp = &(*pp)->next;
-        *pp = f->next;
-        dd->n_fetches--;
-        if (status < 0)
-            f->rc = EXO_ECANCELED;
-        fetch_answer(f);
-    }
-    exo_buf_free(&f->body);
-    exo_free(f);
-}
-
-/* Answer req with another node's history, fetched from its API off the loop. */
-static void fetch_start(struct daemon_devices *dd, struct exo_http_request *req,
-                        const uint8_t id[EXO_NODE_ID_SIZE], unsigned long long since)
+/* Answer req with another node's history: the request goes on to that node's API. */
+static void pass_to_node(struct daemon_devices *dd, struct exo_http_request *req,
+                         const uint8_t id[EXO_NODE_ID_SIZE])
 {
     struct exo_members *members = cluster_members(dd->d);
     struct exo_member_info info;
@@ -641,38 +578,19 @@ static void fetch_start(struct daemon_devices *dd, struct exo_http_request *req,
         exo_http_respond_error(req, 502, msg);
         return;
     }
-    if (dd->n_fetches >= MAX_FETCHES) {
-        exo_http_respond_error(req, 503, "too many telemetry fetches in flight; try again");
-        return;
-    }
-    struct peer_fetch *f = exo_calloc(1, sizeof(*f));
-    if (!f) {
-        exo_http_respond_error(req, 500, "out of memory");
-        return;
-    }
+    char host[INET6_ADDRSTRLEN], label[128];
     int af = info.addr.family == EXO_MEMBERS_FAMILY_IPV6 ? AF_INET6 : AF_INET;
-    if (!info.meta.api_port || !inet_ntop(af, info.addr.ip, f->host, sizeof(f->host))) {
-        exo_free(f);
+    if (!info.meta.api_port || !inet_ntop(af, info.addr.ip, host, sizeof(host))) {
         snprintf(msg, sizeof(msg), "node %s has no known API address", hex);
         exo_http_respond_error(req, 502, msg);
         return;
     }
-    f->dd = dd;
-    f->req = req;
-    f->work.data = f;
-    f->port = info.meta.api_port;
-    f->token = dd->d->opt.api_token;
-    snprintf(f->node, sizeof(f->node), "%s", hex);
-    snprintf(f->path, sizeof(f->path), "/api/v1/telemetry?since=%llu", since);
-    exo_buf_init(&f->body, FETCH_BODY_MAX);
-    if (uv_queue_work(&dd->d->loop, &f->work, fetch_job, fetch_done) != 0) {
-        exo_free(f);
-        exo_http_respond_error(req, 500, "cannot queue the fetch");
-        return;
+    snprintf(label, sizeof(label), "node %.32s at %s port %u", hex, host, info.meta.api_port);
+    int rc = exo_forward(&dd->d->loop, req, host, info.meta.api_port, label, FETCH_TIMEOUT_MS);
+    if (rc < 0) {
+        snprintf(msg, sizeof(msg), "cannot reach %s: %s", label, exo_strerror(rc));
+        exo_http_respond_error(req, 502, msg);
     }
-    f->next = dd->fetches;
-    dd->fetches = f;
-    dd->n_fetches++;
 }
 
 static void route_telemetry(struct exo_http_request *req, void *ud)
@@ -713,7 +631,12 @@ static void route_telemetry(struct exo_http_request *req, void *ud)
         cJSON_Delete(j);
         return;
     }
-    fetch_start(dd, req, id, since);
+    if (exo_forward_is_forwarded(req)) {
+        /* Another node thought this one knew; one hop is all a request gets. */
+        exo_http_respond_error(req, 404, "no such node here");
+        return;
+    }
+    pass_to_node(dd, req, id);
 }
 
 /* ---- metrics -------------------------------------------------------------------------------- */
@@ -854,13 +777,6 @@ void devices_stop(struct daemon *d)
     d->devices = NULL;
     d->telemetry_of = NULL;
     dd->stopping = true;
-    /* Fetches still running finish on their own; their clients are answered now. */
-    while (dd->fetches) {
-        struct peer_fetch *f = dd->fetches;
-        dd->fetches = f->next;
-        exo_http_respond_error(f->req, 503, "the daemon is stopping");
-        f->req = NULL;
-    }
     /* A probe not started yet is dropped; a score measurement ends within one timed run;
      * detection (tens of milliseconds) finishes. */
     if (dd->probe) {
