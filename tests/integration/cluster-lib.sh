@@ -18,7 +18,7 @@
 #   cl_now                epoch seconds with nanoseconds, for CL_T0 and durations
 #   cl_stats X...         "median M s (min A, max B, N runs)" of the seconds given
 #
-# Predicates are cluster-watch's (see:OBS:TGT:STATE, notsee:..., agree:OBS, leaders:OBS:N): one
+# Predicates are cluster-watch's (see:OBS:TGT:STATE, notsee:OBS:TGT:STATE, agree:OBS): one
 # Python process polls every node's /api/v1/cluster from inside its namespace, so waiting costs
 # the daemons little CPU. Without EXO_BIN (ctest sets it) the build tree's build/dev/exo is used.
 # CL_KEEP=1 keeps the scratch directory; CL_LOG_LEVEL sets the daemons' log level (info).
