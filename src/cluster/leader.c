@@ -65,6 +65,11 @@ bool exo_leader_observe(struct exo_leader *l, const struct exo_leader_claim *cla
         return false;
     if (claim->term > l->max_term)
         l->max_term = claim->term;
+    /* A claim in this node's name that it does not follow was made by an earlier run of it (a
+     * restart faster than the others' failure detection): following it would lead with none of
+     * that run's log, and the others would keep following it. Its term is all that counts. */
+    if (memcmp(claim->id, l->self, EXO_MEMBERS_ID_BYTES) == 0 && !same_claim(claim, &l->follow))
+        return false;
     if (exo_leader_claim_beats(claim, &l->follow)) {
         l->follow = *claim;
         /* Adopting a claim counts as hearing from its leader: a claim relayed by a third party

@@ -77,7 +77,8 @@ void exo_leader_init(struct exo_leader *l, const uint8_t self[EXO_MEMBERS_ID_BYT
 
 /* Take note of a claim (borrowed) seen at now_us: raise max_term, follow it when it supersedes
  * the followed claim, and refresh heard_us when it is the followed claim and from_leader (the
- * message came from the leader itself). Returns true when the followed claim changed. */
+ * message came from the leader itself). A claim naming this node other than the one it follows
+ * (made before a restart) only raises max_term. Returns true when the followed claim changed. */
 bool exo_leader_observe(struct exo_leader *l, const struct exo_leader_claim *claim,
                         bool from_leader, uint64_t now_us);
 

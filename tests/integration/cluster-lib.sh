@@ -16,8 +16,9 @@
 #   cl_json I             node I's GET /api/v1/cluster
 #   cl_fail MSG           fail the test (the cleanup prints the tail of every daemon's log)
 #   cl_now                epoch seconds with nanoseconds, for CL_T0 and durations
+#   cl_stats X...         "median M s (min A, max B, N runs)" of the seconds given
 #
-# Predicates are cluster-watch's (see:OBS:TGT:STATE, notsee:..., agree:OBS, leaders:OBS:N): one
+# Predicates are cluster-watch's (see:OBS:TGT:STATE, notsee:OBS:TGT:STATE, agree:OBS): one
 # Python process polls every node's /api/v1/cluster from inside its namespace, so waiting costs
 # the daemons little CPU. Without EXO_BIN (ctest sets it) the build tree's build/dev/exo is used.
 # CL_KEEP=1 keeps the scratch directory; CL_LOG_LEVEL sets the daemons' log level (info).
@@ -131,4 +132,14 @@ cl_hold() {
 
 cl_json() {
     "$CL_WATCH" json "$1" || cl_fail "node $1 does not answer"
+}
+
+
+cl_stats() {
+    printf '%s\n' "$@" | sort -g | awk '
+        { v[NR] = $1 }
+        END {
+            m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "median %.3f s (min %.3f, max %.3f, %d runs)\n", m, v[1], v[NR], NR
+        }'
 }

@@ -172,6 +172,16 @@ static void test_leader_observe_rules(void **state)
     assert_int_equal(l.changes, 3);
     struct exo_leader_claim c0 = claim(0, 1, 0);
     assert_false(exo_leader_observe(&l, &c0, true, 800)); /* term 0 is no claim */
+    /* A claim in our name that we did not make (a run before a restart): only its term counts. */
+    exo_leader_init(&l, self, 0);
+    struct exo_leader_claim old = claim(4, 5, 0);
+    assert_false(exo_leader_observe(&l, &old, true, 900));
+    assert_int_equal(l.follow.term, 0);
+    assert_int_equal(l.max_term, 4);
+    exo_leader_claim(&l, 1000, &mine);
+    assert_int_equal(mine.term, 5);
+    assert_false(exo_leader_observe(&l, &mine, false, 1100)); /* our own claim, echoed */
+    assert_true(exo_leader_is_self(&l));
 }
 
 static void test_leader_should_claim_rules(void **state)
@@ -528,6 +538,31 @@ static void test_leader_restart_catches_up(void **state)
     exo_sim_free(sim);
 }
 
+static void test_leader_quick_restart_leads_again(void **state)
+{
+    /* The leader crashes and is back before anyone declared it dead (a supervisor restarting
+     * it at once): the others still follow its old claim and carry it in every message. The
+     * new process must not take that claim, which it never made, for its own: it claims a
+     * higher term, and the cluster converges on it. */
+    const size_t n = 4;
+    struct watch w;
+    struct exo_sim *sim = make_sim(n, 71, &w);
+    start_all(sim, n);
+    expect_converged(sim, n, 10 * SEC);
+    long leader = exo_sim_expected_leader(sim, 0);
+    uint64_t term = term_of(sim, (size_t)leader);
+    exo_sim_kill(sim, (size_t)leader);
+    exo_sim_run_until(sim, exo_sim_now(sim) + 300 * MS);
+    assert_int_equal(exo_sim_start(sim, (size_t)leader), 0);
+    size_t seed = (size_t)(leader == 0 ? 1 : 0);
+    assert_int_equal(exo_sim_join(sim, (size_t)leader, &seed, 1), 0);
+    expect_converged(sim, n, 15 * SEC);
+    assert_int_equal(exo_sim_expected_leader(sim, 0), leader);
+    assert_true(term_of(sim, (size_t)leader) > term);
+    assert_int_equal(leaders(sim, n), 1);
+    exo_sim_free(sim);
+}
+
 static void test_leader_better_node_takes_over(void **state)
 {
     /* A node with a higher priority joins a running cluster: it catches up first, then leads
@@ -753,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_leader_partition_heals_to_one),
         cmocka_unit_test(test_leader_loss_converges),
         cmocka_unit_test(test_leader_restart_catches_up),
+        cmocka_unit_test(test_leader_quick_restart_leads_again),
         cmocka_unit_test(test_leader_better_node_takes_over),
         cmocka_unit_test(test_leader_graceful_leave),
         cmocka_unit_test(test_leader_cluster_loopback),
