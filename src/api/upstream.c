@@ -149,6 +149,8 @@ static int on_headers_complete(http_parser *p)
     struct exo_upstream *u = p->data;
     if (p->status_code / 100 == 1) /* an interim response: the real one follows */
         return 0;
+    if (p->status_code < 200 || p->status_code > 599) /* no status a server may send */
+        return -1;
     u->ctype[u->ctype_len] = '\0';
     u->head_seen = true;
     u->h.on_head(u->ud, (int)p->status_code, u->ctype);
