@@ -28,16 +28,17 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 
-#define MAX_CONFIRM   8   /* suspicion confirmations tracked (k = suspicion_mult - 2) */
-#define MAX_RELAYS    128 /* indirect probes this node relays at once */
-#define MAX_SEEDS     64
-#define MAX_FAILED    64 /* recently failed members worth a reconnection attempt */
-#define MAX_TIERS     64 /* transmit counts tracked by the queue (the limit is 16 at 4096) */
-#define SEEN_MAX      512
-#define REAP_EVERY_US 1000000u
-#define MIN_PIGGYBACK 24 /* below this much free space, stop looking for broadcasts to add */
-#define MAX_MISSES    16 /* queued broadcasts too big for the space left before giving up */
-#define US_PER_MS     1000u
+#define MAX_CONFIRM     8   /* suspicion confirmations tracked (k = suspicion_mult - 2) */
+#define MAX_RELAYS      128 /* indirect probes this node relays at once */
+#define MAX_SEEDS       64
+#define REJOIN_FIRST_MS 250 /* the first seed retry while alone; then the wait doubles */
+#define MAX_FAILED      64  /* recently failed members worth a reconnection attempt */
+#define MAX_TIERS       64  /* transmit counts tracked by the queue (the limit is 16 at 4096) */
+#define SEEN_MAX        512
+#define REAP_EVERY_US   1000000u
+#define MIN_PIGGYBACK   24 /* below this much free space, stop looking for broadcasts to add */
+#define MAX_MISSES      16 /* queued broadcasts too big for the space left before giving up */
+#define US_PER_MS       1000u
 
 /* ---- formulas ---- */
 
@@ -176,6 +177,7 @@ struct exo_members {
     uint64_t now_us; /* the time given by the caller most recently */
     uint64_t next_probe_us, next_gossip_us, next_push_pull_us, next_reap_us;
     uint64_t next_rejoin_us, next_reconnect_us;
+    uint32_t rejoin_wait_ms; /* the next wait between seed retries while alone */
     uint64_t eager_gossip_us, last_gossip_us;
     bool eager_used;     /* an eager round already ran since the last regular one */
     bool resync_pending; /* the next push-pull goes to resync_addr */
@@ -1589,7 +1591,9 @@ int exo_members_join(struct exo_members *m, const struct exo_members_addr *seeds
         send_push_pull(m, a, true, false);
         contacted++;
     }
-    m->next_rejoin_us = now_us + ms(m->cfg.rejoin_ms);
+    /* Nodes started together may reach a seed before it listens: retry soon, then back off. */
+    m->rejoin_wait_ms = REJOIN_FIRST_MS < m->cfg.rejoin_ms ? REJOIN_FIRST_MS : m->cfg.rejoin_ms;
+    m->next_rejoin_us = now_us + ms(m->rejoin_wait_ms);
     return contacted || n == 0 ? 0 : EXO_EINVAL;
 }
 
@@ -1737,7 +1741,9 @@ uint64_t exo_members_tick(struct exo_members *m, uint64_t now_us)
     if (now_us >= m->next_reap_us)
         reap(m, now_us);
     if (m->n_seeds && alive_others(m) == 0 && now_us >= m->next_rejoin_us && !m->leaving) {
-        m->next_rejoin_us = now_us + ms(m->cfg.rejoin_ms);
+        m->rejoin_wait_ms =
+            m->rejoin_wait_ms * 2 < m->cfg.rejoin_ms ? m->rejoin_wait_ms * 2 : m->cfg.rejoin_ms;
+        m->next_rejoin_us = now_us + ms(m->rejoin_wait_ms);
         for (size_t i = 0; i < m->n_seeds; i++)
             send_push_pull(m, &m->seeds[i], true, false);
     }

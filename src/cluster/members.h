@@ -155,7 +155,8 @@ struct exo_members_config {
     uint32_t dead_gossip_ms;     /* 30000: dead members are gossiped to, then reaped */
     uint32_t push_pull_ms;       /* 30000, scaled up beyond 32 members; 0 disables */
     uint32_t awareness_max;      /* 8 */
-    uint32_t rejoin_ms;          /* 5000: retry seeds this often while alone */
+    uint32_t rejoin_ms;          /* 5000: retry seeds at most this often while alone (the
+                                  * first retry comes after 250 ms, then the wait doubles) */
     uint32_t reconnect_ms;       /* 10000: push-pull with one recently failed member */
     uint32_t reconnect_keep_ms;  /* 3600000: how long a failed member is worth retrying */
     bool tcp_ping;               /* true */
