@@ -588,7 +588,9 @@ static void usage(FILE *f)
             "  --log-level LEVEL    error, warn, info, debug, trace (EXO_LOG_LEVEL; default "
             "info)\n"
             "  --log-format FMT     text or json (EXO_LOG_FORMAT; default text)\n"
-            "  -h, --help           this help\n",
+            "  -h, --help           this help\n"
+            "\n"
+            "EXO_TELEMETRY=off leaves out this node's 1 Hz telemetry (samples and digests).\n",
             DEFAULT_LISTEN, DEFAULT_API_PORT, DEFAULT_GOSSIP_PORT);
 }
 

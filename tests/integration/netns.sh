@@ -6,7 +6,8 @@
 # route, so mDNS works between nodes exactly as on a LAN. Nothing is created in the host's own
 # namespace and no address outside 198.18.0.0/15 (and loopback) is used.
 #
-#   netns_up N            create the switch and nodes 1..N (removed again on exit, also on failure)
+#   netns_up N            create the switch and nodes 1..N; the caller removes them with
+#                         netns_cleanup from an EXIT trap, so that a failure cleans up too
 #   netns_exec I CMD...   run CMD inside node I
 #   netns_spawn I LOG CMD...   start CMD in node I in the background, output to LOG; sets
 #                         NETNS_PID to its pid (the command itself, so signals reach it); every
