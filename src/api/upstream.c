@@ -162,6 +162,10 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct exo_upstream *u = p->data;
     if (u->canceled)
         return -1;
+    if (!u->head_seen) { /* a body on an interim (1xx) response */
+        u->body_rc = EXO_EPROTO;
+        return -1;
+    }
     u->body_rc = u->h.on_body(u->ud, at, len);
     return u->body_rc ? -1 : 0;
 }

@@ -315,6 +315,7 @@ static void test_upstream_parse_hostile_responses(void **state)
         {"HTTP/1.1 200 OK\r\nContent-Le", EXO_EPROTO, 0, ""},
         {"SSH-2.0-OpenSSH_9.2\r\n", EXO_EPROTO, 0, ""},
         {"HTTP/1.1 0 Zero\r\nContent-Length: 1\r\n\r\nx", EXO_EPROTO, 0, ""},
+        {"HTTP/1.1 199 Odd\r\n\r\nbody after an interim head", EXO_EPROTO, 0, ""},
         {"HTTP/1.1 600 Odd\r\nContent-Length: 1\r\n\r\nx", EXO_EPROTO, 0, ""},
         {"", EXO_EPROTO, 0, ""},
     };
