@@ -6,10 +6,7 @@ set -eu
 . "$(dirname "$0")/cluster-lib.sh"
 
 cl_setup 5
-for i in 1 2 3 4 5; do
-    cl_start "$i"
-done
-cl_wait 15 see:1-5:1-5:alive agree:1-5
+cl_form 5
 victim=$(cl_json 1 | jq -r .leader.name)
 v=${victim#n}
 rest=$(for i in 1 2 3 4 5; do [ "$i" = "$v" ] || echo "$i"; done | paste -sd,)

@@ -6,10 +6,7 @@ set -eu
 . "$(dirname "$0")/cluster-lib.sh"
 
 cl_setup 4
-for i in 1 2 3 4; do
-    cl_start "$i"
-done
-cl_wait 15 see:1-4:1-4:alive agree:1-4
+cl_form 4
 CL_T0=$(cl_now)
 cl_stop 4 TERM
 exited=$(printf "%.3f" "$(echo "$(cl_now) - $CL_T0" | bc)")

@@ -7,6 +7,8 @@
 #   cl_start I [ARGS...]  start exo in node I: --listen on its address, default ports, --model
 #                         none, its own state dir (kept across restarts of node I), --name nI,
 #                         then ARGS; its pid goes to CL_PID[I], its log to $CL_DIR/nI.log
+#   cl_form N [ARGS...]  start nodes 1..N with ARGS and wait (15 s at most) until all N see all
+#                         N alive and agree on leader and state
 #   cl_stop I SIG         send SIG to node I's daemon and wait until it exits; its exit status
 #                         goes to CL_STATUS
 #   cl_wait S PRED...     wait at most S seconds until every predicate holds; sets CL_TOOK to the
@@ -22,6 +24,8 @@
 # Python process polls every node's /api/v1/cluster from inside its namespace, so waiting costs
 # the daemons little CPU. Without EXO_BIN (ctest sets it) the build tree's build/dev/exo is used.
 # CL_KEEP=1 keeps the scratch directory; CL_LOG_LEVEL sets the daemons' log level (info).
+# A test that passes still fails when a daemon's log holds a sanitizer report: under UBSan,
+# undefined behaviour is only logged.
 
 CL_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$CL_HERE/netns.sh"
@@ -49,6 +53,11 @@ cl_cleanup() {
         kill "$CL_WATCHDOG" 2>/dev/null
     fi
     netns_cleanup
+    if [ "$rc" -eq 0 ] && [ -n "$CL_DIR" ] &&
+        grep -l -E "runtime error:|AddressSanitizer|LeakSanitizer" "$CL_DIR"/n*.log >&2; then
+        echo "FAIL: sanitizer reports in the daemons' logs above" >&2
+        rc=1
+    fi
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -n "$CL_DIR" ]; then
         for f in "$CL_DIR"/n*.log; do
             [ -f "$f" ] || continue
@@ -106,6 +115,15 @@ cl_start() {
         --api-port "$CL_API_PORT" --gossip-port "$CL_GOSSIP_PORT" --model none \
         --state-dir "$CL_DIR/state-n$i" --name "n$i" --log-level "$CL_LOG_LEVEL" "$@"
     CL_PID[$i]=$NETNS_PID
+}
+
+cl_form() {
+    local n=$1 i
+    shift
+    for i in $(seq 1 "$n"); do
+        cl_start "$i" "$@"
+    done
+    cl_wait 15 "see:1-$n:1-$n:alive" "agree:1-$n"
 }
 
 cl_stop() {

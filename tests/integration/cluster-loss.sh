@@ -7,10 +7,7 @@ set -eu
 
 LOSS_S=${LOSS_S:-20}
 cl_setup 5
-for i in 1 2 3 4 5; do
-    cl_start "$i"
-done
-cl_wait 15 see:1-5:1-5:alive agree:1-5
+cl_form 5
 for i in 1 2 3 4 5; do
     netns_loss "$i" 10
 done

@@ -6,10 +6,7 @@ set -eu
 . "$(dirname "$0")/cluster-lib.sh"
 
 cl_setup 5
-for i in 1 2 3 4 5; do
-    cl_start "$i"
-done
-cl_wait 15 see:1-5:1-5:alive agree:1-5
+cl_form 5
 CL_T0=$(cl_now)
 netns_partition "1 2" "3 4 5"
 cl_wait 20 see:1-2:3-5:dead see:3-5:1-2:dead agree:1-2 agree:3-5

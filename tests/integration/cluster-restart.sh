@@ -8,10 +8,7 @@ set -eu
 . "$(dirname "$0")/cluster-lib.sh"
 
 cl_setup 4
-for i in 1 2 3 4; do
-    cl_start "$i"
-done
-cl_wait 15 see:1-4:1-4:alive agree:1-4
+cl_form 4
 id=$(cl_json 3 | jq -r .node.id)
 inc=$(cl_json 1 | jq '.members[] | select(.name == "n3") | .incarnation')
 cl_stop 3 KILL
