@@ -297,6 +297,18 @@ static int format_request(const struct exo_upstream_request *rq, const char *hos
     return out->err;
 }
 
+static struct exo_upstream *upstream_new(const struct exo_upstream_handler *h, void *ud)
+{
+    struct exo_upstream *u = exo_calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->h = *h;
+    u->ud = ud;
+    http_parser_init(&u->parser, HTTP_RESPONSE);
+    u->parser.data = u;
+    return u;
+}
+
 int exo_upstream_start(uv_loop_t *loop, const struct exo_upstream_request *rq,
                        const struct exo_upstream_handler *h, void *ud, struct exo_upstream **ret)
 {
@@ -312,11 +324,9 @@ int exo_upstream_start(uv_loop_t *loop, const struct exo_upstream_request *rq,
             : uv_ip4_addr(rq->ip, rq->port, (struct sockaddr_in *)&addr)) != 0)
         return EXO_EINVAL;
 
-    struct exo_upstream *u = exo_calloc(1, sizeof(*u));
+    struct exo_upstream *u = upstream_new(h, ud);
     if (!u)
         return EXO_ENOMEM;
-    u->h = *h;
-    u->ud = ud;
     u->head_timeout_ms = rq->head_timeout_ms > 0 ? rq->head_timeout_ms : DEFAULT_HEAD_TIMEOUT_MS;
     u->idle_timeout_ms = rq->idle_timeout_ms > 0 ? rq->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
     exo_buf_init(&u->request, 0);
@@ -327,8 +337,6 @@ int exo_upstream_start(uv_loop_t *loop, const struct exo_upstream_request *rq,
         exo_free(u);
         return EXO_ENOMEM;
     }
-    http_parser_init(&u->parser, HTTP_RESPONSE);
-    u->parser.data = u;
 
     /* From here on the struct is freed by closing its handles. */
     uv_tcp_init(loop, &u->tcp);
@@ -353,14 +361,10 @@ int exo_upstream_parse(const void *data, size_t len, size_t piece,
 {
     if ((len && !data) || !h || !h->on_head || !h->on_body || !h->on_done)
         return EXO_EINVAL;
-    struct exo_upstream *u = exo_calloc(1, sizeof(*u));
+    struct exo_upstream *u = upstream_new(h, ud);
     if (!u)
         return EXO_ENOMEM;
-    u->h = *h;
-    u->ud = ud;
     u->socketless = true;
-    http_parser_init(&u->parser, HTTP_RESPONSE);
-    u->parser.data = u;
     const char *p = data;
     for (size_t off = 0; off < len && !u->finished;) {
         size_t n = piece && piece < len - off ? piece : len - off;
