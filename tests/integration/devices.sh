@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Devices and telemetry across three daemons in network namespaces (issue 4): every node's API
-# shows all three nodes' devices and scores, every node's latest sample advancing, and any node
-# answers GET /api/v1/telemetry for another by fetching it from that node; a node that does not
-# answer gets a 502 or 504, an unknown one a 404. Exit 77 (skip) without root, iproute2,
+# shows all three nodes' devices and scores, every node's latest sample advancing, the links
+# between them, and any node answers GET /api/v1/telemetry for another by fetching it from that
+# node; a node that does not answer gets a 502 or 504, an unknown one a 404. Exit 77 (skip) without root, iproute2,
 # nftables, curl or jq. Without EXO_BIN (ctest sets it) the build tree's build/dev/exo is used.
 set -eu
 CL_LIMIT=${CL_LIMIT:-150}
@@ -89,6 +89,18 @@ for i in 1 2 3; do
         cl_fail "node $i: samples do not advance: $before then $after"
 done
 echo "telemetry: every node's samples advance on every node"
+
+# Every node shows the whole mesh: each node's measured round trips to the two others.
+all_links() {
+    api_ok "$1" /api/v1/nodes | jq -e '(.nodes | length) == 3 and all(.nodes[];
+        .id as $id | .links | type == "object" and (keys | length) == 2 and
+        (has($id) | not) and all(.[]; type == "number" and . >= 0))' >/dev/null
+}
+for i in 1 2 3; do
+    wait_for 20 all_links "$i" || cl_fail "node $i does not show every node's links: $(api "$i" \
+        /api/v1/nodes | jq -c '[.nodes[] | {name, links}]')"
+done
+echo "links: every node shows every node's round trips to the others"
 
 # History of every other node through every node.
 for i in 1 2 3; do
