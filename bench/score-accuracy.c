@@ -136,8 +136,8 @@ int main(int argc, char **argv)
     printf("# %s (%.1f MiB), %s, tg%ld, %ld rounds of (score %.1f s, warm-up, decode)\n", m->name,
            (double)m->weight_bytes / 1048576.0, exo_session_device(s), n_gen, rounds, budget);
     print_load("before");
-    printf("%-5s %10s %10s %8s %9s %9s %9s %8s\n", "round", "predicted", "measured", "error",
-           "mem GB/s", "mv GB/s", "op us", "score s");
+    printf("%-5s %10s %10s %8s %9s %9s %9s %9s %8s\n", "round", "predicted", "measured", "error",
+           "mem GB/s", "mv GB/s", "op us", "row ns", "score s");
     double err[MAX_ROUNDS], abs_err[MAX_ROUNDS], meas[MAX_ROUNDS], predv[MAX_ROUNDS];
     struct exo_score_params params = {.n_threads = (int32_t)threads, .budget_s = budget};
     for (long r = 0; r < rounds; r++) {
@@ -163,11 +163,11 @@ int main(int argc, char **argv)
         meas[r] = tps;
         err[r] = (pred.decode_tps - tps) / tps * 100.0;
         abs_err[r] = fabs(err[r]);
-        /* The rate and fixed cost of the type most of the model's weights have. */
+        /* The rate and fixed costs of the type most of the model's weights have. */
         const struct exo_score_type *st = exo_score_find(&score, main_type);
-        printf("%-5ld %10.2f %10.2f %+7.1f%% %9.2f %9.2f %9.2f %8.2f\n", r, pred.decode_tps, tps,
-               err[r], score.mem_bw_gbps, st ? st->matvec_gbps : 0, st ? st->op_us : 0,
-               score.seconds);
+        printf("%-5ld %10.2f %10.2f %+7.1f%% %9.2f %9.2f %9.2f %9.2f %8.2f\n", r, pred.decode_tps,
+               tps, err[r], score.mem_bw_gbps, st ? st->matvec_gbps : 0, st ? st->op_us : 0,
+               st ? st->row_ns : 0, score.seconds);
         fflush(stdout);
     }
     print_load("after");

@@ -186,10 +186,12 @@ static void print_table(const struct exo_device_list *l, const struct exo_score 
     printf("\nScore of %s (%s, %d threads, kernels %s): memory %.1f GB/s, small op %.2f us\n",
            cpu->id, cached ? "cached" : "measured now", s->n_threads, cpu->isa, s->mem_bw_gbps,
            s->small_op_us);
-    printf("  %-6s %14s %14s %16s\n", "type", "mat-vec GB/s", "per mat-vec us", "mat-mat GFLOP/s");
+    printf("  %-6s %14s %14s %12s %16s\n", "type", "mat-vec GB/s", "per mat-vec us", "per row ns",
+           "mat-mat GFLOP/s");
     for (uint32_t i = 0; i < s->n_types; i++)
-        printf("  %-6s %14.1f %14.1f %16.1f\n", exo_dtype_name(s->types[i].type),
-               s->types[i].matvec_gbps, s->types[i].op_us, s->types[i].matmul_gflops);
+        printf("  %-6s %14.1f %14.1f %12.2f %16.1f\n", exo_dtype_name(s->types[i].type),
+               s->types[i].matvec_gbps, s->types[i].op_us, s->types[i].row_ns,
+               s->types[i].matmul_gflops);
     if (mp && pred)
         printf("\nPredicted on %s: generation %.1f tokens/s, prompt %.1f tokens/s "
                "(%.0f MiB of weights, %s)\n",

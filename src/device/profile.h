@@ -7,7 +7,8 @@
  *
  * The prediction is a roofline with fixed costs, fitted to how the engine runs a decode step:
  * per layer, every weight matrix is streamed once at the device's measured mat-vec rate for its
- * type, each matrix product pays the measured fixed cost of a mat-vec of its type, the small ops
+ * type, each matrix product pays the measured fixed cost of a mat-vec of its type and each of
+ * its output rows the measured cost of a row, the small ops
  * (norms, RoPE, cache store, attention, SwiGLU, residual adds) pay the measured small-op cost, and
  * attention reads the KV cache for the current context at the measured memory bandwidth. The
  * output projection is one more matrix. Prompt processing is compute-bound instead: FLOPs per
@@ -41,9 +42,10 @@ struct exo_model_profile {
     uint64_t layer_bytes[EXO_DTYPE_COUNT];        /* matrices of all layers together, by type */
     uint64_t layer_elems[EXO_DTYPE_COUNT];        /* their weights (multiply-adds per token) */
     uint32_t layer_mats_by_type[EXO_DTYPE_COUNT]; /* how many matrices (products per token) */
+    uint64_t layer_rows[EXO_DTYPE_COUNT];         /* their output rows (dot products per token) */
     uint64_t layer_other_bytes;                   /* norms and biases of all layers */
     enum exo_dtype output_type;                   /* the output projection, read once per token */
-    uint64_t output_bytes, output_elems;
+    uint64_t output_bytes, output_elems, output_rows;
     uint64_t embd_bytes; /* the token embedding when it is not also the output (memory only) */
     uint64_t kv_bytes_per_token; /* f16 cache, all layers */
 };

@@ -36,6 +36,7 @@
 #define STREAM_MIN     (64ull << 20)
 #define STREAM_MAX     (1ull << 30)
 #define MATVEC_COLS    4096 /* a multiple of every block size (256 for the K-quants) */
+#define NARROW_COLS    256  /* the same bytes in rows this short: what each row costs */
 #define SEQ_COLS       1024 /* the small mat-vecs: about the size of a small model's matrices */
 #define SEQ_ROWS       256
 #define SEQ_OPS        32 /* small mat-vecs per timed run, each on the next matrix */
@@ -58,8 +59,7 @@ static bool canceled(const atomic_bool *cancel)
 
 /* Mean seconds of repeated runs of fn(arg) over about slice_ns; fewer runs (at least one) once
  * *cancel is set. */
-static double time_mean(void (*fn)(void *), void *arg, uint64_t slice_ns,
-                        const atomic_bool *cancel)
+static double time_mean(void (*fn)(void *), void *arg, uint64_t slice_ns, const atomic_bool *cancel)
 {
     uint64_t start = exo_clock_ns(), now = start;
     long n = 0;
@@ -155,9 +155,9 @@ static void random_floats(struct exo_rng *rng, float *v, size_t n, float scale)
 }
 
 /* Fill `bytes` of buf with valid blocks of type k->type: PATTERN_ROWS rows of random weights
- * (MATVEC_COLS wide) quantized once and repeated. Returns the bytes of one row. */
-static size_t fill_weights(const struct exo_cpu_kernels *k, uint8_t *buf, size_t bytes,
-                           float *scratch, struct exo_rng *rng)
+ * (MATVEC_COLS wide) quantized once and repeated. */
+static void fill_weights(const struct exo_cpu_kernels *k, uint8_t *buf, size_t bytes,
+                         float *scratch, struct exo_rng *rng)
 {
     size_t row = exo_dtype_row_bytes(k->type, MATVEC_COLS);
     size_t pattern = 0;
@@ -168,7 +168,6 @@ static size_t fill_weights(const struct exo_cpu_kernels *k, uint8_t *buf, size_t
     }
     for (size_t off = pattern; pattern && off < bytes; off += pattern)
         memcpy(buf + off, buf, bytes - off < pattern ? bytes - off : pattern);
-    return row;
 }
 
 /* The size of the streaming buffer: well past the last-level cache, within memory. */
@@ -215,33 +214,49 @@ static int measure_type(struct measure *m, enum exo_dtype t, uint64_t slice_ns,
     if (!k || !k->vec_dot || !k->from_float)
         return EXO_EUNSUPPORTED;
     uint64_t start = exo_clock_ns();
-    size_t row = fill_weights(k, m->buf, m->bytes, m->scratch, &m->rng);
+    fill_weights(k, m->buf, m->bytes, m->scratch, &m->rng);
     uint64_t fill_ns = exo_clock_ns() - start;
     uint64_t left = slice_ns > 2 * fill_ns ? slice_ns - fill_ns : slice_ns / 2;
 
-    /* One matrix larger than the caches: the streaming rate. */
-    size_t n_rows = m->bytes / row < m->dst_floats ? m->bytes / row : m->dst_floats;
+    /* The whole buffer as one matrix larger than the caches, twice: in long rows and in short
+     * ones. The same bytes in more rows take longer by what each row costs, which gives both
+     * the streaming rate and the cost per row. */
     struct op_job j = {.be = m->be};
-    j.w = exo_tensor_2d(t, MATVEC_COLS, (int64_t)n_rows, m->buf);
-    j.x = exo_tensor_2d(EXO_DTYPE_F32, MATVEC_COLS, 1, m->x);
-    j.dst = exo_tensor_2d(EXO_DTYPE_F32, (int64_t)n_rows, 1, m->dst);
-    double s = time_mean(mul_mat_run, &j, left * 4 / 10, m->cancel);
-    if (j.rc < 0 || canceled(m->cancel))
-        return j.rc < 0 ? j.rc : EXO_ECANCELED;
-    double bps = (double)n_rows * (double)row / s;
+    double bytes[2], rows[2], t_s[2];
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t cols = pass ? NARROW_COLS : MATVEC_COLS;
+        size_t row = exo_dtype_row_bytes(t, cols);
+        size_t n_rows = m->bytes / row < m->dst_floats ? m->bytes / row : m->dst_floats;
+        j.w = exo_tensor_2d(t, cols, (int64_t)n_rows, m->buf);
+        j.x = exo_tensor_2d(EXO_DTYPE_F32, cols, 1, m->x);
+        j.dst = exo_tensor_2d(EXO_DTYPE_F32, (int64_t)n_rows, 1, m->dst);
+        t_s[pass] = time_mean(mul_mat_run, &j, left * 2 / 10, m->cancel);
+        if (j.rc < 0 || canceled(m->cancel))
+            return j.rc < 0 ? j.rc : EXO_ECANCELED;
+        bytes[pass] = (double)n_rows * (double)row;
+        rows[pass] = (double)n_rows;
+    }
+    /* t = bytes / rate + rows * per_row, for both passes. Noise can make the short rows look
+     * cheaper than the long ones: then rows cost nothing measurable. */
+    double row_s =
+        (t_s[1] * bytes[0] - t_s[0] * bytes[1]) / (rows[1] * bytes[0] - rows[0] * bytes[1]);
+    if (!(row_s > 0))
+        row_s = 0;
+    double bps = bytes[0] / (t_s[0] - rows[0] * row_s);
     ret->matvec_gbps = bps / 1e9;
+    ret->row_ns = row_s * 1e9;
 
     /* A walk over small matrices (the same blocks seen SEQ_COLS wide): what each op costs
-     * beyond its bytes. */
+     * beyond its bytes and rows. */
     j.seq_base = m->buf;
     j.seq_bytes = m->bytes;
     j.w = exo_tensor_2d(t, SEQ_COLS, SEQ_ROWS, m->buf);
     j.x = exo_tensor_2d(EXO_DTYPE_F32, SEQ_COLS, 1, m->x);
     j.dst = exo_tensor_2d(EXO_DTYPE_F32, SEQ_ROWS, 1, m->dst);
-    s = time_mean(mul_mat_seq_run, &j, left * 3 / 10, m->cancel) / SEQ_OPS;
+    double s = time_mean(mul_mat_seq_run, &j, left * 3 / 10, m->cancel) / SEQ_OPS;
     if (j.rc < 0 || canceled(m->cancel))
         return j.rc < 0 ? j.rc : EXO_ECANCELED;
-    double fixed = s - (double)exo_dtype_row_bytes(t, SEQ_COLS) * SEQ_ROWS / bps;
+    double fixed = s - (double)exo_dtype_row_bytes(t, SEQ_COLS) * SEQ_ROWS / bps - SEQ_ROWS * row_s;
     ret->op_us = fixed > 0 ? fixed * 1e6 : 0;
 
     /* The same blocks as a cache-resident matrix times a batch of tokens. */
@@ -280,11 +295,11 @@ int exo_score_measure(const struct exo_device *cpu, const struct exo_score_param
     m.bytes = stream_size(cpu, p);
     m.buf = exo_aligned_alloc(64, m.bytes);
     m.x = exo_aligned_alloc(64, (size_t)EXO_SCORE_BATCH * MATVEC_COLS * sizeof(float));
-    /* One output per row of the mat-vec test for the narrowest type; the batch test needs
-     * EXO_SCORE_BATCH * MATMUL_ROWS. */
-    size_t narrowest = MATVEC_COLS * sizeof(float);
+    /* One output per short row of the mat-vec test for the narrowest type; the batch test
+     * needs EXO_SCORE_BATCH * MATMUL_ROWS. */
+    size_t narrowest = NARROW_COLS * sizeof(float);
     for (size_t i = 0; i < n_types; i++) {
-        size_t row = exo_dtype_info(types[i]) ? exo_dtype_row_bytes(types[i], MATVEC_COLS) : 0;
+        size_t row = exo_dtype_info(types[i]) ? exo_dtype_row_bytes(types[i], NARROW_COLS) : 0;
         if (row && row < narrowest)
             narrowest = row;
     }
@@ -401,7 +416,8 @@ cJSON *exo_score_to_json(const struct exo_score *s)
         if (!e || !cJSON_AddStringToObject(e, "type", exo_dtype_name(t->type)) ||
             !cJSON_AddNumberToObject(e, "matvec_gbps", t->matvec_gbps) ||
             !cJSON_AddNumberToObject(e, "op_us", t->op_us) ||
-            !cJSON_AddNumberToObject(e, "matmul_gflops", t->matmul_gflops))
+            !cJSON_AddNumberToObject(e, "matmul_gflops", t->matmul_gflops) ||
+            !cJSON_AddNumberToObject(e, "row_ns", t->row_ns))
             goto fail;
     }
     return o;
@@ -490,7 +506,8 @@ int exo_score_from_json(const char *text, size_t len, struct exo_score *ret, str
         }
         if ((rc = json_number(e, "matvec_gbps", 1e-6, 1e5, &t->matvec_gbps, diag)) < 0 ||
             (rc = json_number(e, "op_us", 0, 1e6, &t->op_us, diag)) < 0 ||
-            (rc = json_number(e, "matmul_gflops", 1e-6, 1e7, &t->matmul_gflops, diag)) < 0)
+            (rc = json_number(e, "matmul_gflops", 1e-6, 1e7, &t->matmul_gflops, diag)) < 0 ||
+            (rc = json_number(e, "row_ns", 0, 1e6, &t->row_ns, diag)) < 0)
             goto out;
         s.n_types++;
     }

@@ -52,9 +52,12 @@ struct exo_statedir;
 struct exo_score_type {
     enum exo_dtype type;
     double matvec_gbps;   /* weight bytes per second, one token, matrix larger than the caches */
-    double op_us;         /* what each mat-vec costs beyond its bytes (quantizing the token,
-                           * fork and join, short rows) */
+    double op_us;         /* what each mat-vec costs beyond its bytes and rows (quantizing
+                           * the token, fork and join) */
     double matmul_gflops; /* 2 * rows * cols * tokens per second, EXO_SCORE_BATCH tokens */
+    double row_ns;        /* what each output row of a mat-vec costs beyond its bytes (the
+                           * dot product's final reduction and store), which weighs on the
+                           * short rows of small models */
 };
 
 struct exo_score {
@@ -98,7 +101,8 @@ const struct exo_score_type *exo_score_find(const struct exo_score *s, enum exo_
  * JSON (owned by the caller), the cache file's content and the "score" of a device in the API:
  *   {"fingerprint": "...", "version": "0.1.0", "measured_ms": ..., "seconds": 1.9,
  *    "threads": 2, "mem_bw_gbps": 21.3, "small_op_us": 0.4,
- *    "types": [{"type": "q4_0", "matvec_gbps": 19.8, "op_us": 6.1, "matmul_gflops": 310.5},
+ *    "types": [{"type": "q4_0", "matvec_gbps": 19.8, "op_us": 6.1, "matmul_gflops": 310.5,
+ *               "row_ns": 4.2},
  *              ...]}
  */
 cJSON *exo_score_to_json(const struct exo_score *s);

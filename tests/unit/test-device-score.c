@@ -70,6 +70,7 @@ static void test_device_score_measures(void **state)
         assert_true(s.types[i].matvec_gbps > 0 && isfinite(s.types[i].matvec_gbps));
         assert_true(s.types[i].matmul_gflops > 0 && isfinite(s.types[i].matmul_gflops));
         assert_true(s.types[i].op_us >= 0 && isfinite(s.types[i].op_us));
+        assert_true(s.types[i].row_ns >= 0 && isfinite(s.types[i].row_ns));
     }
     assert_non_null(exo_score_find(&s, EXO_DTYPE_F32));
     assert_null(exo_score_find(&s, EXO_DTYPE_Q6_K));
@@ -131,8 +132,8 @@ static struct exo_score sample_score(void)
     s.mem_bw_gbps = 21.5;
     s.small_op_us = 0.5;
     s.n_types = 2;
-    s.types[0] = (struct exo_score_type){EXO_DTYPE_Q4_0, 19.75, 6.5, 310.25};
-    s.types[1] = (struct exo_score_type){EXO_DTYPE_Q6_K, 18.5, 7.25, 150.5};
+    s.types[0] = (struct exo_score_type){EXO_DTYPE_Q4_0, 19.75, 6.5, 310.25, 1.5};
+    s.types[1] = (struct exo_score_type){EXO_DTYPE_Q6_K, 18.5, 7.25, 150.5, 2.25};
     return s;
 }
 
@@ -173,8 +174,10 @@ static void test_device_score_json_hostile(void **state)
         "{\"type\":\"q4_0\",\"matvec_gbps\":-1,\"op_us\":1,\"matmul_gflops\":1}",    /* negative */
         "{\"type\":\"q4_0\",\"matvec_gbps\":1e300,\"op_us\":1,\"matmul_gflops\":1}", /* absurd */
         "{\"type\":\"q4_0\",\"matvec_gbps\":\"1\",\"op_us\":1,\"matmul_gflops\":1}",
-        "{\"type\":\"q4_0\",\"matvec_gbps\":1,\"op_us\":1,\"matmul_gflops\":1},"
-        "{\"type\":\"q4_0\",\"matvec_gbps\":1,\"op_us\":1,\"matmul_gflops\":1}", /* twice */
+        "{\"type\":\"q4_0\",\"matvec_gbps\":1,\"op_us\":1,\"matmul_gflops\":1,\"row_ns\":1},"
+        "{\"type\":\"q4_0\",\"matvec_gbps\":1,\"op_us\":1,\"matmul_gflops\":1,\"row_ns\":1}",
+        /* twice */
+        "{\"type\":\"q4_0\",\"matvec_gbps\":1,\"op_us\":1,\"matmul_gflops\":1,\"row_ns\":-1}",
         "1",
     };
     char text[4096];
@@ -328,10 +331,12 @@ static void test_device_score_prediction(void **state)
     m.layer_bytes[EXO_DTYPE_Q4_0] = 2000000000;
     m.layer_elems[EXO_DTYPE_Q4_0] = 3000000000;
     m.layer_mats_by_type[EXO_DTYPE_Q4_0] = 14;
+    m.layer_rows[EXO_DTYPE_Q4_0] = 600000;
     m.layer_other_bytes = 4000;
     m.output_type = EXO_DTYPE_F32;
     m.output_bytes = 1000000000;
     m.output_elems = 250000000;
+    m.output_rows = 50000;
     m.kv_bytes_per_token = 1000;
     m.weight_bytes = 3000004000;
 
@@ -341,16 +346,17 @@ static void test_device_score_prediction(void **state)
     d.mem_bw_gbps = 10;
     d.small_op_us = 1;
     d.n_types = 2;
-    d.types[0] = (struct exo_score_type){EXO_DTYPE_Q4_0, 20, 5, 100};
-    d.types[1] = (struct exo_score_type){EXO_DTYPE_F32, 10, 2, 50};
+    d.types[0] = (struct exo_score_type){EXO_DTYPE_Q4_0, 20, 5, 100, 3};
+    d.types[1] = (struct exo_score_type){EXO_DTYPE_F32, 10, 2, 50, 0.5};
 
     struct exo_prediction p;
     assert_int_equal(exo_device_profile_predict(&d, &m, 1000, 100, &p), 0);
-    /* Per layer: half the Q4_0 bytes at 20 GB/s, 7 mat-vecs at 5 us, 9 small ops at 1 us,
-     * and 100 cached tokens of 500 bytes (plus 2000 bytes of norms) at 10 GB/s. */
-    double layer = 1e9 / 20e9 + 7 * 5e-6 + 9 * 1e-6 + (500.0 * 100 + 2000) / 10e9;
+    /* Per layer: half the Q4_0 bytes at 20 GB/s, 7 mat-vecs at 5 us, 300000 rows at 3 ns,
+     * 9 small ops at 1 us, and 100 cached tokens of 500 bytes (plus 2000 bytes of norms) at
+     * 10 GB/s. */
+    double layer = 1e9 / 20e9 + 7 * 5e-6 + 300000 * 3e-9 + 9 * 1e-6 + (500.0 * 100 + 2000) / 10e9;
     assert_true(fabs(p.layer_decode_s - layer) < 1e-12);
-    double out = 1e9 / 10e9 + 2e-6 + 2 * 1e-6;
+    double out = 1e9 / 10e9 + 50000 * 0.5e-9 + 2e-6 + 2 * 1e-6;
     assert_true(fabs(p.output_decode_s - out) < 1e-12);
     assert_true(fabs(p.decode_tps - 1.0 / (2 * layer + out)) < 1e-9);
     /* Prompt: 2 FLOPs per weight at 100 GFLOP/s, attention 4 * 4 heads * 16 * 100 FLOPs at the
