@@ -765,7 +765,9 @@ int cluster_start(struct daemon *d)
         dc->node = NULL;
         exo_log(EXO_LOG_ERROR, "cluster", "cannot start gossip on %s port %ld: %s%s", d->opt.listen,
                 d->opt.gossip_port, exo_strerror(rc),
-                rc == EXO_EBUSY ? " (another daemon on this port? --gossip-port)" : "");
+                rc == EXO_EBUSY && d->opt.gossip_port
+                    ? " (another daemon on this port? --gossip-port)"
+                    : "");
         return abort_start(dc, rc);
     }
     struct exo_members_addr local;

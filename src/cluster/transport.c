@@ -563,8 +563,9 @@ static int bind_family(struct exo_transport *t, const char *host, uint16_t *port
 }
 
 /* Bind v4 (if asked) and then v6 on the same port. With an ephemeral port, UDP picks it and TCP
- * must get the same one; if another socket holds it for TCP the create fails with EXO_EBUSY and
- * the caller tries again (handles cannot be reused before libuv has closed them). IPv6 is
+ * must get the same one; if another socket holds it for TCP this fails with EXO_EBUSY and
+ * exo_transport_create tries again with new handles (libuv cannot reuse them before they are
+ * closed). IPv6 is
  * optional when IPv4 is bound: a host without it runs on IPv4 alone. */
 static int bind_all(struct exo_transport *t, uint16_t *port)
 {
@@ -620,13 +621,11 @@ static void choose_advertise(struct exo_transport *t, uint16_t port)
 
 /* ---- public API ---- */
 
-int exo_transport_create(uv_loop_t *loop, const struct exo_transport_config *cfg,
-                         const struct exo_members_config *members_cfg,
-                         const struct exo_members_delegate *delegate,
-                         struct exo_transport **ret_transport)
+static int transport_create(uv_loop_t *loop, const struct exo_transport_config *cfg,
+                            const struct exo_members_config *members_cfg,
+                            const struct exo_members_delegate *delegate,
+                            struct exo_transport **ret_transport)
 {
-    if (!loop || !cfg || !cfg->seal || !members_cfg || !ret_transport)
-        return EXO_EINVAL;
     struct exo_transport *t = exo_calloc(1, sizeof(*t));
     if (!t)
         return EXO_ENOMEM;
@@ -650,11 +649,8 @@ int exo_transport_create(uv_loop_t *loop, const struct exo_transport_config *cfg
         goto out;
     uint16_t port = cfg->port ? cfg->port : EXO_MEMBERS_DEFAULT_PORT;
     rc = bind_all(t, &port);
-    if (rc < 0) {
-        exo_log(EXO_LOG_ERROR, "gossip", "cannot bind the gossip port %u: %s", port,
-                exo_strerror(rc));
+    if (rc < 0)
         goto out;
-    }
     choose_advertise(t, port);
     struct exo_members_config mc = *members_cfg;
     mc.addr = t->local;
@@ -675,6 +671,28 @@ int exo_transport_create(uv_loop_t *loop, const struct exo_transport_config *cfg
     return 0;
 out:
     exo_transport_close(t);
+    return rc;
+}
+
+int exo_transport_create(uv_loop_t *loop, const struct exo_transport_config *cfg,
+                         const struct exo_members_config *members_cfg,
+                         const struct exo_members_delegate *delegate,
+                         struct exo_transport **ret_transport)
+{
+    if (!loop || !cfg || !cfg->seal || !members_cfg || !ret_transport)
+        return EXO_EINVAL;
+    /* An ephemeral port is free for UDP but may be taken for TCP (by any outgoing connection of
+     * this host): another port then, a few times. A failed attempt's sockets are closed at once;
+     * only their handles' memory waits for the loop. */
+    int rc = EXO_EBUSY;
+    for (int tries = 0; tries < (cfg->ephemeral ? 8 : 1) && rc == EXO_EBUSY; tries++)
+        rc = transport_create(loop, cfg, members_cfg, delegate, ret_transport);
+    if (rc < 0 && cfg->ephemeral)
+        exo_log(EXO_LOG_ERROR, "gossip", "cannot bind an ephemeral gossip port: %s",
+                exo_strerror(rc));
+    else if (rc < 0)
+        exo_log(EXO_LOG_ERROR, "gossip", "cannot bind the gossip port %u: %s",
+                cfg->port ? cfg->port : EXO_MEMBERS_DEFAULT_PORT, exo_strerror(rc));
     return rc;
 }
 

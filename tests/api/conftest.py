@@ -130,6 +130,7 @@ def start_daemon(tmp_path, model, *args, env=None, headers=None):
         d.wait_ready(headers=headers)
     except Exception:
         d.stop()
+        print(d.log_text()[-4000:])
         raise
     return d
 

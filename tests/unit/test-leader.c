@@ -687,13 +687,7 @@ static int live_start(struct live *l, int i)
     hooks_ctx[i] = (struct live_hook){.l = l, .i = i};
     cfg.hooks = (struct exo_cluster_hooks){
         .ctx = &hooks_ctx[i], .event_cb = live_event, .message_cb = live_message};
-    int rc = EXO_EBUSY;
-    for (int tries = 0; tries < 8 && rc == EXO_EBUSY; tries++) {
-        rc = exo_cluster_create(&l->loop, &cfg, &l->c[i]);
-        if (rc < 0)
-            uv_run(&l->loop, UV_RUN_NOWAIT); /* let a failed attempt's handles close */
-    }
-    return rc;
+    return exo_cluster_create(&l->loop, &cfg, &l->c[i]);
 }
 
 /* One leader (node 0, the lowest id), everyone at its position with its digest. */

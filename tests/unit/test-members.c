@@ -1326,13 +1326,7 @@ static int live_start(struct live *l, int i, const char *cluster, const uint8_t 
     snprintf(mc.name, sizeof(mc.name), "live-%d", i);
     mc.seed = (uint64_t)i;
     struct exo_members_delegate dg = {.ctx = l, .event_cb = live_event};
-    int rc = EXO_EBUSY;
-    for (int tries = 0; tries < 8 && rc == EXO_EBUSY; tries++) {
-        rc = exo_transport_create(&l->loop, &tc, &mc, &dg, &l->t[i]);
-        if (rc < 0)
-            uv_run(&l->loop, UV_RUN_NOWAIT); /* let a failed attempt's handles close */
-    }
-    return rc;
+    return exo_transport_create(&l->loop, &tc, &mc, &dg, &l->t[i]);
 }
 
 static bool both_see_two(struct live *l)
