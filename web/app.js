@@ -263,6 +263,12 @@ function fitCanvas(canvas) {
   return { ctx, w, h: hgt };
 }
 
+// Nodes in one order everywhere: this node first, then by name with numbers compared as numbers
+// (n2 before n10).
+function nodeOrder(a, b) {
+  return (b.self - a.self) || (a.name || '').localeCompare(b.name || '', undefined, { numeric: true });
+}
+
 function truncate(s, n) {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
@@ -272,7 +278,7 @@ function truncate(s, n) {
 function drawGraph() {
   const canvas = $('graph');
   const { ctx, w, h: hgt } = fitCanvas(canvas);
-  const nodes = [...state.nodes].sort((a, b) => (b.self - a.self) || a.name.localeCompare(b.name));
+  const nodes = [...state.nodes].sort(nodeOrder);
   canvas.dataset.nodes = nodes.length;
   if (!nodes.length) return;
   const n = nodes.length;
@@ -364,7 +370,7 @@ function drawGraph() {
 function renderTable() {
   const body = $('nodes').tBodies[0];
   const rows = [...state.nodes]
-    .sort((a, b) => (b.self - a.self) || a.name.localeCompare(b.name))
+    .sort(nodeOrder)
     .map((n) => {
       const last = state.series.get(n.id)?.at(-1);
       const tags = [n.leader && h('span', { class: 'tag leader' }, 'leader'), n.self && h('span', { class: 'tag' }, 'this node')];
@@ -469,7 +475,7 @@ function drawChart(card, node, s) {
 
 function drawCharts() {
   const box = $('charts');
-  const ids = state.nodes.map((n) => n.id).filter((id) => state.series.get(id)?.length);
+  const ids = [...state.nodes].sort(nodeOrder).map((n) => n.id).filter((id) => state.series.get(id)?.length);
   for (const card of [...box.querySelectorAll('.chart')]) {
     if (!ids.includes(card.dataset.id)) card.remove();
   }
@@ -480,6 +486,10 @@ function drawCharts() {
     return;
   }
   for (const id of ids) drawChart(chartCard(id), state.nodes.find((n) => n.id === id), state.series.get(id));
+  // Cards are made as nodes first report; keep them in the nodes' order (moving one keeps its
+  // drawing).
+  const cards = [...box.querySelectorAll('.chart')];
+  if (cards.some((c, i) => c.dataset.id !== ids[i])) box.append(...ids.map((id) => chartCard(id)));
 }
 
 // ---- devices ----------------------------------------------------------------------------------
@@ -523,8 +533,7 @@ async function refreshDevices() {
     box.replaceChildren(h('p', { class: 'muted' }, 'This daemon does not report devices yet.'));
     return;
   }
-  const self = (n) => n.node === state.self;
-  const nodes = (j.nodes || []).sort((a, b) => self(b) - self(a) || (a.name || '').localeCompare(b.name || ''));
+  const nodes = (j.nodes || []).map((n) => ({ ...n, self: n.node === state.self })).sort(nodeOrder);
   const blocks = nodes.map((n) =>
     h('div', { class: 'node-devices', data: { node: n.node } }, h('h3', {}, n.name || shortId(n.node)), h('ul', {}, (n.devices || []).map((d) => deviceRow(d, n.score)))),
   );

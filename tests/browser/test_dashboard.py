@@ -2,8 +2,8 @@
 """The dashboard in headless Chromium, driven by Selenium (run by tests/browser/run, inside
 node 1's network namespace).
 
-Two daemons: node 1 serves the default model, node 2 only takes part in the cluster. The page,
-loaded from node 1, must show both nodes, keep its charts moving when the daemon reports
+Two daemons (EXO_BROWSER_NODES more): node 1 serves the default model, the others only take part
+in the cluster. The page, loaded from node 1, must show every node, keep its charts moving when the daemon reports
 telemetry, stream a chat answer with its time to first token and tokens/s, say plainly when node 1
 goes away and recover when it comes back, and log no console errors on the way. The only
 network errors allowed are the 404s and 503s of the routes that may be missing or not ready
@@ -29,7 +29,7 @@ EXO = os.environ["EXO_BIN"]
 MODEL = os.environ["EXO_MODEL"]
 OUT = os.environ["EXO_BROWSER_OUT"]
 WORK = os.environ["EXO_BROWSER_WORK"]
-NODES = [(os.environ["EXO_NS1"], os.environ["EXO_IP1"]), (os.environ["EXO_NS2"], os.environ["EXO_IP2"])]
+NODES = [tuple(n.split(":")) for n in os.environ["EXO_BROWSER_CLUSTER"].split()]
 URL = f"http://{NODES[0][1]}:52415/"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--window-size=1400,1300"]
@@ -88,7 +88,7 @@ def cluster_ready():
     if get("/readyz")[0] != 200:
         return False
     status, nodes = get("/api/v1/nodes")
-    return status == 200 and sum(n["state"] == "alive" for n in nodes["nodes"]) == 2
+    return status == 200 and sum(n["state"] == "alive" for n in nodes["nodes"]) == len(NODES)
 
 
 def check_console(driver, allow_unreachable=False):
@@ -124,12 +124,13 @@ def attr(driver, css, name):
 
 
 def check_nodes(driver):
-    wait("both nodes in the graph and the table", lambda: attr(driver, "#graph", "data-nodes") == "2"
-         and len(driver.find_elements(By.CSS_SELECTOR, "#nodes tbody tr[data-state=alive]")) == 2, 20)
+    n = len(NODES)
+    wait("every node in the graph and the table", lambda: attr(driver, "#graph", "data-nodes") == str(n)
+         and len(driver.find_elements(By.CSS_SELECTOR, "#nodes tbody tr[data-state=alive]")) == n, 20)
     wait("a measured round-trip time", lambda: re.search(r"\d+(\.\d+)? ms", text(driver, "#nodes tbody")), 15)
     rows = text(driver, "#nodes tbody")
-    assert "n1" in rows and "n2" in rows and "leader" in rows, rows
-    assert "2/2 nodes alive" in text(driver, "#summary"), text(driver, "#summary")
+    assert all(f"n{i + 1}" in rows for i in range(n)) and "leader" in rows, rows
+    assert f"{n}/{n} nodes alive" in text(driver, "#summary"), text(driver, "#summary")
     wait("the model panel", lambda: "ready" in text(driver, "#model"), 10)
     log(f"nodes: {rows!r}")
 
@@ -139,7 +140,7 @@ def check_charts(driver):
         log("charts: not checked: this daemon serves no telemetry yet (/api/v1/telemetry is 404)")
         wait("the charts panel to say so", lambda: "does not report telemetry" in text(driver, "#charts"), 5)
         return
-    wait("a chart per node", lambda: len(driver.find_elements(By.CSS_SELECTOR, ".chart")) == 2, 15)
+    wait("a chart per node", lambda: len(driver.find_elements(By.CSS_SELECTOR, ".chart")) == len(NODES), 15)
     before = {c.get_attribute("data-id"): int(c.get_attribute("data-last"))
               for c in driver.find_elements(By.CSS_SELECTOR, ".chart")}
     def moved():
@@ -147,7 +148,7 @@ def check_charts(driver):
                for c in driver.find_elements(By.CSS_SELECTOR, ".chart")}
         return all(now.get(k, 0) > v for k, v in before.items())
     wait("every chart to get a newer sample", moved, 10)
-    log("charts: both nodes' charts moved")
+    log(f"charts: all {len(NODES)} nodes' charts moved")
 
 
 def check_chat(driver):
@@ -187,9 +188,9 @@ def check_unreachable(driver):
 
 def main():
     t0 = time.monotonic()
-    start_daemon(0)
-    start_daemon(1)
-    wait("a 2-node cluster with the model loaded", cluster_ready, 30)
+    for i in range(len(NODES)):
+        start_daemon(i)
+    wait(f"a {len(NODES)}-node cluster with the model loaded", cluster_ready, 30 + 3 * len(NODES))
     opts = Options()
     for f in FLAGS:
         opts.add_argument(f)
