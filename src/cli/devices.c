@@ -119,7 +119,9 @@ static int get_score(const struct devices_options *o, const struct exo_device *c
         fprintf(stderr, "exo devices: measuring the CPU (about 2 s)...\n");
     diag.msg[0] = '\0';
     rc = exo_score_get(sd, cpu, &params, o->rescore, score, cached, &diag);
-    if (rc == 0 && !*cached && !o->json && sd)
+    if (rc == 0 && !*cached && !o->json && sd && diag.msg[0])
+        fprintf(stderr, "exo devices: measured in %.1f s; %s\n", score->seconds, diag.msg);
+    else if (rc == 0 && !*cached && !o->json && sd)
         fprintf(stderr, "exo devices: measured in %.1f s and cached in %s\n", score->seconds,
                 exo_statedir_path(sd));
     exo_statedir_close(sd);

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "backend/cpu/cpu-backend.h"
 #include "backend/cpu/quants.h"
@@ -30,6 +32,7 @@
 #include "core/rng.h"
 #include "core/threadpool.h"
 #include "device/json-int.h"
+#include "device/procfs.h"
 #include "service/statedir.h"
 
 #define MIN_RUNS       3
@@ -69,6 +72,34 @@ static double time_mean(void (*fn)(void *), void *arg, uint64_t slice_ns, const 
         now = exo_clock_ns();
     }
     return (double)(now - start) / 1e9 / (double)n;
+}
+
+/* ---- the machine's load ------------------------------------------------------------------- */
+
+/* CPU seconds the whole host has been busy (Linux /proc/stat), and this process alone; the
+ * host's figure is negative where it cannot be read. */
+static double host_busy_s(void)
+{
+    struct exo_buf b;
+    exo_buf_init(&b, 0);
+    struct exo_proc_stat *st = exo_malloc(sizeof(*st));
+    double s = -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (st && hz > 0 && exo_procfs_read(NULL, "/proc/stat", EXO_PROCFS_CAP_TEXT, &b, NULL) == 0 &&
+        exo_procfs_parse_stat((const char *)b.data, b.len, st) == 0)
+        s = (double)(exo_cpu_times_total(&st->total) - exo_cpu_times_idle(&st->total)) / (double)hz;
+    exo_free(st);
+    exo_buf_free(&b);
+    return s;
+}
+
+static double self_busy_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* ---- memory bandwidth ---------------------------------------------------------------------- */
@@ -291,6 +322,7 @@ int exo_score_measure(const struct exo_device *cpu, const struct exo_score_param
     ret->measured_ms = exo_clock_wall_ms();
     exo_rng_seed(&m.rng, 0x5c0e);
     m.cancel = p->cancel;
+    double host0 = host_busy_s(), self0 = self_busy_s();
 
     m.bytes = stream_size(cpu, p);
     m.buf = exo_aligned_alloc(64, m.bytes);
@@ -364,6 +396,12 @@ int exo_score_measure(const struct exo_device *cpu, const struct exo_score_param
     }
     rc = 0;
     ret->seconds = (double)(exo_clock_ns() - start) / 1e9;
+    double host1 = host0 >= 0 ? host_busy_s() : -1;
+    ret->others_cores = host1 >= 0 && ret->seconds > 0
+                            ? ((host1 - host0) - (self_busy_s() - self0)) / ret->seconds
+                            : -1;
+    if (host1 >= 0 && ret->others_cores < 0)
+        ret->others_cores = 0; /* the two clocks tick differently: nobody else, within that */
 out:
     exo_threadpool_free(pool);
     if (m.be)
@@ -561,6 +599,15 @@ int exo_score_get(struct exo_statedir *sd, const struct exo_device *cpu,
     int rc = exo_score_measure(cpu, params, ret);
     if (rc < 0)
         return rc;
+    double busy =
+        params && params->busy_cores != 0 ? params->busy_cores : 0.25 * (double)ret->n_threads;
+    if (busy >= 0 && ret->others_cores > busy) {
+        exo_diag_set(diag, EXO_EBUSY,
+                     "other processes used %.1f cores while the CPU was measured: the score "
+                     "serves for now and is not cached (it is measured again at the next start)",
+                     ret->others_cores);
+        return 0;
+    }
     if (sd)
         save(sd, ret, diag);
     return 0;

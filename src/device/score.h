@@ -68,6 +68,8 @@ struct exo_score {
     int32_t n_threads;                       /* compute threads used */
     double mem_bw_gbps;                      /* streaming read, all threads */
     double small_op_us;                      /* one elementwise op over one token */
+    double others_cores; /* CPU other processes used while measuring, in cores (-1: unknown;
+                          * not cached: a cached score was measured on a quiet machine) */
     uint32_t n_types;
     struct exo_score_type types[EXO_SCORE_MAX_TYPES];
 };
@@ -83,6 +85,9 @@ struct exo_score_params {
     size_t n_types;
     const atomic_bool *cancel; /* (optional) set by another thread to stop a measurement within
                                 * one timed run: it then fails with EXO_ECANCELED */
+    double busy_cores;         /* exo_score_get caches no score measured while other processes
+                                * used more than this many cores; 0: a quarter of n_threads;
+                                * < 0: cache whatever was measured */
 };
 
 /* Measure the CPU described by cpu (borrowed; cpu0 of a detection) into *ret. EXO_ENOMEM when
@@ -115,7 +120,8 @@ int exo_score_from_json(const char *text, size_t len, struct exo_score *ret, str
  * The score for this CPU: the cached one when sd (may be NULL: no cache) holds one with the
  * same fingerprint and rescore is false, else a fresh measurement, saved to sd. *ret_cached
  * (may be NULL) says which. A cache that cannot be read or written costs only the caching (the
- * reason is in diag, for the caller to log).
+ * reason is in diag, for the caller to log). So does a measurement taken while other processes
+ * kept the CPU busy (params->busy_cores): it serves now, and the next call measures again.
  */
 int exo_score_get(struct exo_statedir *sd, const struct exo_device *cpu,
                   const struct exo_score_params *params, bool rescore, struct exo_score *ret,

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -38,6 +40,7 @@ static struct exo_score_params quick(void)
         .stream_bytes = 4u << 20,
         .types = quick_types,
         .n_types = 2,
+        .busy_cores = -1, /* the tests run beside each other: cache whatever they measure */
     };
     return p;
 }
@@ -286,6 +289,51 @@ static void test_device_score_cache(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A score measured while another process keeps a core busy is returned but not cached. */
+static void test_device_score_busy(void **state)
+{
+    char dir[512], cmd[600];
+    const char *tmp = getenv("EXO_TEST_TMP");
+    snprintf(dir, sizeof(dir), "%s/score-busy-%ld", tmp ? tmp : "/tmp", (long)getpid());
+    struct exo_statedir *sd = NULL;
+    struct exo_diag diag = {{0}};
+    assert_int_equal(exo_statedir_open(dir, &sd, &diag), 0);
+    struct exo_device cpu = this_cpu();
+    struct exo_score_params p = quick();
+    p.busy_cores = 0.5;
+    p.budget_s = 0.5;
+    struct exo_score s;
+    bool cached = true;
+
+    pid_t spinner = fork();
+    assert_true(spinner >= 0);
+    if (spinner == 0) {
+        uint64_t end = exo_clock_ns() + 30ull * 1000000000ull; /* bounded if the test dies */
+        while (exo_clock_ns() < end)
+            ;
+        _exit(0);
+    }
+    diag.msg[0] = '\0';
+    int rc = exo_score_get(sd, &cpu, &p, false, &s, &cached, &diag);
+    kill(spinner, SIGKILL);
+    waitpid(spinner, NULL, 0);
+    assert_int_equal(rc, 0);
+    assert_false(cached);
+    if (s.others_cores < 0) { /* no /proc/stat: nothing to judge by, so it was cached */
+        assert_int_equal(exo_score_get(sd, &cpu, &p, false, &s, &cached, &diag), 0);
+        assert_true(cached);
+    } else {
+        assert_true(s.others_cores > 0.5);
+        assert_non_null(strstr(diag.msg, "not cached"));
+        assert_int_equal(access(exo_statedir_path(sd), F_OK), 0);
+        snprintf(cmd, sizeof(cmd), "%s/%s", exo_statedir_path(sd), EXO_SCORE_CACHE_FILE);
+        assert_int_not_equal(access(cmd, F_OK), 0);
+    }
+    exo_statedir_close(sd);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_device_score_model_profile(void **state)
 {
     struct tiny_config cfg;
@@ -437,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_device_score_json_round_trip),
         cmocka_unit_test(test_device_score_json_hostile),
         cmocka_unit_test(test_device_score_cache),
+        cmocka_unit_test(test_device_score_busy),
         cmocka_unit_test(test_device_score_model_profile),
         cmocka_unit_test(test_device_score_prediction),
         cmocka_unit_test(test_device_score_profile_memory),
