@@ -229,14 +229,32 @@ static void test_device_score_json_hostile(void **state)
     exo_free(huge);
 }
 
-static void test_device_score_cache(void **state)
+/* A fresh state directory under $EXO_TEST_TMP (or /tmp) named for the test and this process;
+ * its path goes to dir (PATH_SIZE bytes). */
+#define PATH_SIZE 512
+static struct exo_statedir *scratch_statedir(const char *name, char *dir)
 {
-    char dir[512], cmd[600];
     const char *tmp = getenv("EXO_TEST_TMP");
-    snprintf(dir, sizeof(dir), "%s/score-cache-%ld", tmp ? tmp : "/tmp", (long)getpid());
+    snprintf(dir, PATH_SIZE, "%s/%s-%ld", tmp ? tmp : "/tmp", name, (long)getpid());
     struct exo_statedir *sd = NULL;
     struct exo_diag diag = {{0}};
     assert_int_equal(exo_statedir_open(dir, &sd, &diag), 0);
+    return sd;
+}
+
+static void remove_statedir(struct exo_statedir *sd, const char *dir)
+{
+    char cmd[PATH_SIZE + 16];
+    exo_statedir_close(sd);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_device_score_cache(void **state)
+{
+    char dir[PATH_SIZE];
+    struct exo_statedir *sd = scratch_statedir("score-cache", dir);
+    struct exo_diag diag = {{0}};
     struct exo_device cpu = this_cpu();
     struct exo_score_params p = quick();
     struct exo_score a, b;
@@ -284,20 +302,15 @@ static void test_device_score_cache(void **state)
     /* No state directory: always measured. */
     assert_int_equal(exo_score_get(NULL, &cpu, &p, false, &a, &cached, &diag), 0);
     assert_false(cached);
-    exo_statedir_close(sd);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_statedir(sd, dir);
 }
 
 /* A score measured while another process keeps a core busy is returned but not cached. */
 static void test_device_score_busy(void **state)
 {
-    char dir[512], cmd[600];
-    const char *tmp = getenv("EXO_TEST_TMP");
-    snprintf(dir, sizeof(dir), "%s/score-busy-%ld", tmp ? tmp : "/tmp", (long)getpid());
-    struct exo_statedir *sd = NULL;
+    char dir[PATH_SIZE], path[PATH_SIZE + 64];
+    struct exo_statedir *sd = scratch_statedir("score-busy", dir);
     struct exo_diag diag = {{0}};
-    assert_int_equal(exo_statedir_open(dir, &sd, &diag), 0);
     struct exo_device cpu = this_cpu();
     struct exo_score_params p = quick();
     p.busy_cores = 0.5;
@@ -326,12 +339,10 @@ static void test_device_score_busy(void **state)
         assert_true(s.others_cores > 0.5);
         assert_non_null(strstr(diag.msg, "not cached"));
         assert_int_equal(access(exo_statedir_path(sd), F_OK), 0);
-        snprintf(cmd, sizeof(cmd), "%s/%s", exo_statedir_path(sd), EXO_SCORE_CACHE_FILE);
-        assert_int_not_equal(access(cmd, F_OK), 0);
+        snprintf(path, sizeof(path), "%s/%s", exo_statedir_path(sd), EXO_SCORE_CACHE_FILE);
+        assert_int_not_equal(access(path, F_OK), 0);
     }
-    exo_statedir_close(sd);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    remove_statedir(sd, dir);
 }
 
 static void test_device_score_model_profile(void **state)
