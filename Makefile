@@ -3,6 +3,7 @@
 #   make run    install dependencies, build a release binary, fetch the default model, answer a
 #               sample prompt with it, then start the daemon and its dashboard (Ctrl-C stops it)
 #   make test   install dependencies, build with warnings as errors under ASan+UBSan, run the tests
+MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 RELEASE_DIR ?= build/release
 TEST_DIR ?= build/test
