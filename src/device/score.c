@@ -268,11 +268,14 @@ static int measure_type(struct measure *m, enum exo_dtype t, uint64_t slice_ns,
         rows[pass] = (double)n_rows;
     }
     /* t = bytes / rate + rows * per_row, for both passes. Noise can make the short rows look
-     * cheaper than the long ones: then rows cost nothing measurable. */
+     * cheaper than the long ones (then rows cost nothing measurable) or far dearer (the rows
+     * of the long pass are then held to half its time, so its rate stays finite). */
     double row_s =
         (t_s[1] * bytes[0] - t_s[0] * bytes[1]) / (rows[1] * bytes[0] - rows[0] * bytes[1]);
     if (!(row_s > 0))
         row_s = 0;
+    if (rows[0] * row_s > t_s[0] / 2)
+        row_s = t_s[0] / 2 / rows[0];
     double bps = bytes[0] / (t_s[0] - rows[0] * row_s);
     ret->matvec_gbps = bps / 1e9;
     ret->row_ns = row_s * 1e9;
