@@ -272,15 +272,24 @@ static void route_cluster(struct exo_http_request *req, void *ud)
     cJSON_Delete(j);
 }
 
+bool cluster_addr_host(const struct exo_members_addr *a, char *host, size_t size)
+{
+    int af = a->family == EXO_MEMBERS_FAMILY_IPV4   ? AF_INET
+             : a->family == EXO_MEMBERS_FAMILY_IPV6 ? AF_INET6
+                                                    : AF_UNSPEC;
+    if (af == AF_UNSPEC || !inet_ntop(af, a->ip, host, (socklen_t)size)) {
+        if (size)
+            host[0] = '\0';
+        return false;
+    }
+    return true;
+}
+
 /* "http://ip:port" of a member's API, or "" when its address is unknown. */
 static void api_url(const struct exo_members_addr *a, uint16_t port, char *buf, size_t size)
 {
-    char ip[INET6_ADDRSTRLEN] = "";
-    if (a->family == EXO_MEMBERS_FAMILY_IPV4)
-        inet_ntop(AF_INET, a->ip, ip, sizeof(ip));
-    else if (a->family == EXO_MEMBERS_FAMILY_IPV6)
-        inet_ntop(AF_INET6, a->ip, ip, sizeof(ip));
-    if (!ip[0] || !port)
+    char ip[INET6_ADDRSTRLEN];
+    if (!cluster_addr_host(a, ip, sizeof(ip)) || !port)
         buf[0] = '\0';
     else if (a->family == EXO_MEMBERS_FAMILY_IPV6)
         snprintf(buf, size, "http://[%s]:%u", ip, port);

@@ -579,8 +579,7 @@ static void pass_to_node(struct daemon_devices *dd, struct exo_http_request *req
         return;
     }
     char host[INET6_ADDRSTRLEN], label[128];
-    int af = info.addr.family == EXO_MEMBERS_FAMILY_IPV6 ? AF_INET6 : AF_INET;
-    if (!info.meta.api_port || !inet_ntop(af, info.addr.ip, host, sizeof(host))) {
+    if (!info.meta.api_port || !cluster_addr_host(&info.addr, host, sizeof(host))) {
         snprintf(msg, sizeof(msg), "node %s has no known API address", hex);
         exo_http_respond_error(req, 502, msg);
         return;

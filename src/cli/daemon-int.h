@@ -107,6 +107,9 @@ void cluster_release(struct daemon *d);
 /* The parts, for other components; NULL when the cluster is not running. */
 struct exo_state *cluster_state(struct daemon *d);
 struct exo_members *cluster_members(struct daemon *d);
+/* A member's IP address as text (no port) into host (size bytes: INET6_ADDRSTRLEN is enough);
+ * false, with host empty, when it has none. */
+bool cluster_addr_host(const struct exo_members_addr *a, char *host, size_t size);
 /* Application messages whose first byte is `channel` (not EXO_STATE_CHANNEL) go to cb, with the
  * sender's id; data is borrowed for the call. At most 8 handlers. */
 typedef void (*daemon_message_cb)(void *ud, const uint8_t from[EXO_NODE_ID_SIZE],

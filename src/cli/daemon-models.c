@@ -5,7 +5,6 @@
  * cluster's models and forwards a request for a model it does not serve itself to an alive node
  * that does, taking those nodes in turn.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -74,8 +73,7 @@ static int peers_find(void *ud, const char *model, char ip[64], uint16_t *port, 
             if (!match)
                 continue;
             if (pass && seen++ == want) {
-                int family = sv.node.addr.family == EXO_MEMBERS_FAMILY_IPV6 ? AF_INET6 : AF_INET;
-                if (!inet_ntop(family, sv.node.addr.ip, ip, 64))
+                if (!cluster_addr_host(&sv.node.addr, ip, 64))
                     return EXO_ENOENT;
                 *port = sv.node.meta.api_port;
                 snprintf(label, 96, "node %s at %s", sv.node.name, ip);
