@@ -86,6 +86,36 @@ struct exo_members *cluster_members(struct daemon *d)
     return d->cluster && d->cluster->node ? exo_cluster_members(d->cluster->node) : NULL;
 }
 
+static void report_failed(uint16_t kind, const char *key, int rc)
+{
+    exo_log(EXO_LOG_WARN, "cluster", "cannot report %s%s%s to the cluster: %s",
+            exo_state_kind_name(kind), key[0] ? " " : "", key, exo_strerror(rc));
+}
+
+int cluster_report(struct daemon *d, uint16_t kind, const char *key, struct cJSON *j)
+{
+    struct exo_state *s = cluster_state(d);
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    int rc = !s      ? 0 /* the cluster has stopped: nobody to tell */
+             : !text ? EXO_ENOMEM
+                     : exo_state_report_set(s, kind, key, strlen(key), EXO_STATE_FORMAT_JSON, text,
+                                            strlen(text), exo_cluster_now_us());
+    cJSON_free(text);
+    if (rc < 0)
+        report_failed(kind, key, rc);
+    return rc;
+}
+
+int cluster_report_delete(struct daemon *d, uint16_t kind, const char *key)
+{
+    struct exo_state *s = cluster_state(d);
+    int rc = s ? exo_state_report_delete(s, kind, key, strlen(key), exo_cluster_now_us()) : 0;
+    if (rc < 0 && rc != EXO_ENOENT)
+        report_failed(kind, key, rc);
+    return rc;
+}
+
 /* ---- server-sent events -------------------------------------------------------------------- */
 
 static void sse_remove(struct sse_client *c)

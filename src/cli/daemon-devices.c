@@ -39,7 +39,6 @@
 #include "api/http.h"
 #include "api/prom.h"
 #include "cli/daemon-int.h"
-#include "cluster/cluster.h"
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/error.h"
@@ -117,34 +116,11 @@ static cJSON *device_json(const struct daemon_devices *dd, const struct exo_devi
     return j;
 }
 
-/* Set (cJSON j, consumed) or delete (j NULL) this node's record (kind, key). */
-static void report(struct daemon_devices *dd, uint16_t kind, const char *key, cJSON *j)
-{
-    struct exo_state *s = cluster_state(dd->d);
-    bool set = j != NULL;
-    char *text = set ? cJSON_PrintUnformatted(j) : NULL;
-    int rc;
-    cJSON_Delete(j);
-    if (!s)
-        rc = 0; /* the cluster has stopped: nobody to tell */
-    else if (set && !text)
-        rc = EXO_ENOMEM;
-    else if (set)
-        rc = exo_state_report_set(s, kind, key, strlen(key), EXO_STATE_FORMAT_JSON, text,
-                                  strlen(text), exo_cluster_now_us());
-    else
-        rc = exo_state_report_delete(s, kind, key, strlen(key), exo_cluster_now_us());
-    if (rc < 0 && rc != EXO_ENOENT)
-        exo_log(EXO_LOG_WARN, "devices", "cannot report %s %s to the cluster: %s",
-                exo_state_kind_name(kind), key, exo_strerror(rc));
-    cJSON_free(text);
-}
-
 static void report_device(struct daemon_devices *dd, const struct exo_device *dev)
 {
     cJSON *j = device_json(dd, dev);
     if (j)
-        report(dd, EXO_STATE_KIND_DEVICES, dev->id, j);
+        cluster_report(dd->d, EXO_STATE_KIND_DEVICES, dev->id, j);
 }
 
 static void on_list_diff(void *ud, enum exo_device_event ev, const struct exo_device *dev)
@@ -152,7 +128,7 @@ static void on_list_diff(void *ud, enum exo_device_event ev, const struct exo_de
     struct daemon_devices *dd = ud;
     exo_log(EXO_LOG_INFO, "devices", "%s %s (%s)", dev->id, exo_device_event_name(ev), dev->name);
     if (ev == EXO_DEVICE_EVENT_DISAPPEARED)
-        report(dd, EXO_STATE_KIND_DEVICES, dev->id, NULL);
+        cluster_report_delete(dd->d, EXO_STATE_KIND_DEVICES, dev->id);
     else
         report_device(dd, dev);
 }
@@ -374,7 +350,7 @@ static void install_score(struct daemon_devices *dd, struct probe *p)
             p->cached ? "cached" : "measured now", p->score.mem_bw_gbps, p->score.n_types);
     cJSON *j = exo_score_to_json(&dd->score);
     if (j)
-        report(dd, EXO_STATE_KIND_SCORES, "cpu0", j);
+        cluster_report(dd->d, EXO_STATE_KIND_SCORES, "cpu0", j);
 }
 
 static void start_probe(struct daemon_devices *dd, const struct exo_device *cpu);

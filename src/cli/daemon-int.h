@@ -107,6 +107,11 @@ void cluster_release(struct daemon *d);
 /* The parts, for other components; NULL when the cluster is not running. */
 struct exo_state *cluster_state(struct daemon *d);
 struct exo_members *cluster_members(struct daemon *d);
+/* This node's replicated record (kind, key): set to j's JSON text (j consumed; NULL when
+ * building it ran out of memory) or deleted. A failure is logged and returned; with the
+ * cluster stopped there is nobody to tell, and both return 0. */
+int cluster_report(struct daemon *d, uint16_t kind, const char *key, struct cJSON *j);
+int cluster_report_delete(struct daemon *d, uint16_t kind, const char *key);
 /* A member's IP address as text (no port) into host (size bytes: INET6_ADDRSTRLEN is enough);
  * false, with host empty, when it has none. */
 bool cluster_addr_host(const struct exo_members_addr *a, char *host, size_t size);

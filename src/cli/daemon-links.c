@@ -15,11 +15,9 @@
 #include <sodium.h>
 
 #include "cli/daemon-int.h"
-#include "cluster/cluster.h"
 #include "cluster/members.h"
 #include "cluster/state.h"
 #include "core/alloc.h"
-#include "core/log.h"
 
 #define LINKS_INTERVAL_MS 5000
 #define LINKS_MAX         512 /* peers in one record: well inside EXO_STATE_VALUE_MAX */
@@ -96,16 +94,12 @@ static void on_timer(uv_timer_t *t)
         /* Microsecond resolution is noise; 10 us keeps the record short. */
         cJSON_AddNumberToObject(rtt, hex, (double)(now[i].rtt_us / 10) / 100.0);
     }
-    char *text = rtt ? cJSON_PrintUnformatted(v) : NULL;
-    cJSON_Delete(v);
-    int rc = text ? exo_state_report_set(s, EXO_STATE_KIND_LINKS, "", 0, EXO_STATE_FORMAT_JSON,
-                                         text, strlen(text), exo_cluster_now_us())
-                  : EXO_ENOMEM;
-    cJSON_free(text);
-    if (rc < 0) {
-        exo_log(EXO_LOG_WARN, "cluster", "cannot report this node's links: %s", exo_strerror(rc));
-        return;
+    if (!rtt) {
+        cJSON_Delete(v);
+        v = NULL;
     }
+    if (cluster_report(d, EXO_STATE_KIND_LINKS, "", v) < 0)
+        return;
     memcpy(l->last, now, n * sizeof(now[0]));
     l->n_last = n;
     l->reported = true;

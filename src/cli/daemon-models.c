@@ -14,9 +14,7 @@
 #include "api/json.h"
 #include "api/openai.h"
 #include "cli/daemon-int.h"
-#include "cluster/cluster.h"
 #include "cluster/state.h"
-#include "core/log.h"
 #include "engine/runner.h"
 
 #define MODELS_LISTED_MAX 64
@@ -149,33 +147,24 @@ void models_runner_changed(struct daemon *d)
     if (!s || !d->runner)
         return;
     const struct exo_runner_info *info = exo_runner_info(d->runner);
-    uint64_t now = exo_cluster_now_us();
     if (info->state != EXO_RUNNER_READY) {
         if (d->model_reported[0])
-            exo_state_report_delete(s, EXO_STATE_KIND_MODELS, d->model_reported,
-                                    strlen(d->model_reported), now);
+            cluster_report_delete(d, EXO_STATE_KIND_MODELS, d->model_reported);
         d->model_reported[0] = '\0';
         return;
     }
     char id[sizeof(d->model_reported)]; /* a state key: at most EXO_STATE_KEY_MAX */
     exo_openai_model_id(info->model_path, id, sizeof(id));
     cJSON *v = cJSON_CreateObject();
-    char *text = NULL;
-    if (v && cJSON_AddStringToObject(v, "id", id) &&
-        cJSON_AddStringToObject(v, "name", info->model_name) &&
-        cJSON_AddStringToObject(v, "arch", info->arch) &&
-        cJSON_AddNumberToObject(v, "context_length", info->n_ctx) &&
-        cJSON_AddNumberToObject(v, "weight_bytes", (double)info->weight_bytes))
-        text = cJSON_PrintUnformatted(v);
-    cJSON_Delete(v);
-    int rc = text ? exo_state_report_set(s, EXO_STATE_KIND_MODELS, id, strlen(id),
-                                         EXO_STATE_FORMAT_JSON, text, strlen(text), now)
-                  : EXO_ENOMEM;
-    cJSON_free(text);
-    if (rc < 0)
-        exo_log(EXO_LOG_WARN, "daemon", "cannot report model %s to the cluster: %s", id,
-                exo_strerror(rc));
-    else
+    if (!v || !cJSON_AddStringToObject(v, "id", id) ||
+        !cJSON_AddStringToObject(v, "name", info->model_name) ||
+        !cJSON_AddStringToObject(v, "arch", info->arch) ||
+        !cJSON_AddNumberToObject(v, "context_length", info->n_ctx) ||
+        !cJSON_AddNumberToObject(v, "weight_bytes", (double)info->weight_bytes)) {
+        cJSON_Delete(v);
+        v = NULL;
+    }
+    if (cluster_report(d, EXO_STATE_KIND_MODELS, id, v) == 0)
         memcpy(d->model_reported, id, sizeof(id));
 }
 
