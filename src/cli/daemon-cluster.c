@@ -86,6 +86,16 @@ struct exo_members *cluster_members(struct daemon *d)
     return d->cluster && d->cluster->node ? exo_cluster_members(d->cluster->node) : NULL;
 }
 
+struct cJSON *cluster_record_json(const struct exo_state *s, uint16_t kind, const uint8_t *owner,
+                                  const char *key)
+{
+    struct exo_state_record r;
+    if (exo_state_record_get(s, kind, owner, key, strlen(key), &r) < 0 ||
+        r.format != EXO_STATE_FORMAT_JSON)
+        return NULL;
+    return cJSON_ParseWithLength((const char *)r.value, r.value_len);
+}
+
 static void report_failed(uint16_t kind, const char *key, int rc)
 {
     exo_log(EXO_LOG_WARN, "cluster", "cannot report %s%s%s to the cluster: %s",
@@ -331,10 +341,7 @@ static void api_url(const struct exo_members_addr *a, uint16_t port, char *buf, 
  * {"<peer id>": ms, ...}, or null before it reported any. */
 static cJSON *links_json(struct daemon_cluster *dc, const uint8_t id[EXO_MEMBERS_ID_BYTES])
 {
-    struct exo_state_record r;
-    if (exo_state_record_get(state_of(dc), EXO_STATE_KIND_LINKS, id, "", 0, &r) < 0)
-        return cJSON_CreateNull();
-    cJSON *v = cJSON_ParseWithLength((const char *)r.value, r.value_len);
+    cJSON *v = cluster_record_json(state_of(dc), EXO_STATE_KIND_LINKS, id, "");
     cJSON *rtt = cJSON_DetachItemFromObjectCaseSensitive(v, "rtt_ms");
     cJSON_Delete(v);
     if (cJSON_IsObject(rtt))

@@ -433,17 +433,6 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- GET /api/v1/devices -------------------------------------------------------------------- */
 
-/* The value of a JSON record, parsed; NULL when absent or unparsable. */
-static cJSON *record_json(const struct exo_state *s, uint16_t kind, const uint8_t *owner,
-                          const char *key)
-{
-    struct exo_state_record r;
-    if (exo_state_record_get(s, kind, owner, key, strlen(key), &r) < 0 ||
-        r.format != EXO_STATE_FORMAT_JSON)
-        return NULL;
-    return cJSON_ParseWithLength((const char *)r.value, r.value_len);
-}
-
 /* One node's entry: this node's from what it detected, another's from the replicated records. */
 static cJSON *node_devices_json(struct daemon_devices *dd, const struct exo_state *s,
                                 const uint8_t *id, const char *name)
@@ -466,7 +455,7 @@ static cJSON *node_devices_json(struct daemon_devices *dd, const struct exo_stat
                 cJSON_AddItemToArray(devs,
                                      cJSON_ParseWithLength((const char *)r.value, r.value_len));
         }
-        score = record_json(s, EXO_STATE_KIND_SCORES, id, "cpu0");
+        score = cluster_record_json(s, EXO_STATE_KIND_SCORES, id, "cpu0");
     }
     cJSON_AddItemToObject(j, "devices", devs);
     cJSON_AddItemToObject(j, "score", score ? score : cJSON_CreateNull());

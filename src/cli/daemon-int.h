@@ -112,6 +112,10 @@ struct exo_members *cluster_members(struct daemon *d);
  * cluster stopped there is nobody to tell, and both return 0. */
 int cluster_report(struct daemon *d, uint16_t kind, const char *key, struct cJSON *j);
 int cluster_report_delete(struct daemon *d, uint16_t kind, const char *key);
+/* The value of a JSON record of the replicated table (s: cluster_state()), parsed and owned by
+ * the caller; NULL when absent or unparsable. */
+struct cJSON *cluster_record_json(const struct exo_state *s, uint16_t kind, const uint8_t *owner,
+                                  const char *key);
 /* A member's IP address as text (no port) into host (size bytes: INET6_ADDRSTRLEN is enough);
  * false, with host empty, when it has none. */
 bool cluster_addr_host(const struct exo_members_addr *a, char *host, size_t size);
